@@ -1,0 +1,102 @@
+"""Parameter and FLOP accounting, and the size picker that turns a parameter count into a shape.
+
+Conventions (written out because Kaplan and Chinchilla count differently):
+- ``total_params``: every trainable tensor, the tied embedding counted once (Chinchilla's N).
+- ``non_embedding_params``: total minus the input embedding and, when untied, minus the output
+  projection (Kaplan's N); norms are included.
+- ``flops_per_token`` (training, forward + backward = 3x forward):
+  6 * matmul_params + 12 * n_layers * seq_len * d_model, where matmul_params are the weights
+  that multiply an activation (every non-embedding matrix plus the output projection, which is
+  real compute even when tied; the embedding lookup costs nothing) and the second term is the
+  attention scores and weighted sum (QK^T and AV: 2 * 2 * T * d per layer forward), counted
+  over the full T x T square as PaLM and nanoGPT do, without halving for the causal mask.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from lab.config import ModelConfig
+from lab.errors import ConfigError
+from lab.model import ffn_hidden_size
+
+
+def _layer_params(cfg: ModelConfig) -> int:
+    head_dim = cfg.d_model // cfg.n_heads
+    attn = cfg.d_model * head_dim * (2 * cfg.n_heads + 2 * cfg.n_kv_heads)  # q, o + k, v
+    mlp = 3 * cfg.d_model * ffn_hidden_size(cfg)
+    norms = 2 * cfg.d_model
+    return attn + mlp + norms
+
+
+def non_embedding_params(cfg: ModelConfig) -> int:
+    return cfg.n_layers * _layer_params(cfg) + cfg.d_model  # + final norm
+
+
+def embedding_params(cfg: ModelConfig) -> int:
+    per_table = cfg.vocab_size * cfg.d_model
+    return per_table if cfg.tie_embeddings else 2 * per_table
+
+
+def total_params(cfg: ModelConfig) -> int:
+    return non_embedding_params(cfg) + embedding_params(cfg)
+
+
+def flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
+    norms = (2 * cfg.n_layers + 1) * cfg.d_model
+    matmul_params = non_embedding_params(cfg) - norms + cfg.vocab_size * cfg.d_model
+    attention = 12 * cfg.n_layers * seq_len * cfg.d_model
+    return 6.0 * matmul_params + attention
+
+
+def training_flops(cfg: ModelConfig, seq_len: int, tokens: float) -> float:
+    return flops_per_token(cfg, seq_len) * tokens
+
+
+def shape_for_depth(cfg: ModelConfig, n_layers: int) -> ModelConfig:
+    """The picker's one rule: d_model = aspect_ratio * n_layers (rounded up to whole heads),
+    n_heads = d_model / head_dim, n_kv_heads = n_heads / kv_group (when it divides, else MHA)."""
+    d_model = cfg.aspect_ratio * n_layers
+    d_model = cfg.head_dim * max(1, math.ceil(d_model / cfg.head_dim))
+    n_heads = d_model // cfg.head_dim
+    n_kv_heads = n_heads // cfg.kv_group if n_heads % cfg.kv_group == 0 else n_heads
+    return dataclasses.replace(cfg, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                               n_kv_heads=max(1, n_kv_heads), params=None)
+
+
+def shape_for_params(cfg: ModelConfig, target: float) -> ModelConfig:
+    """The depth whose shape_for_depth total parameter count is closest to target in log space."""
+    if target <= 0:
+        raise ConfigError("model.params", f"must be > 0, got {target}")
+    best, best_gap = None, math.inf
+    for depth in range(1, 97):
+        shaped = shape_for_depth(cfg, depth)
+        gap = abs(math.log(total_params(shaped)) - math.log(target))
+        if gap < best_gap:
+            best, best_gap = shaped, gap
+    assert best is not None
+    best = dataclasses.replace(best, params=target)  # keep the target on record
+    smallest = total_params(shape_for_depth(cfg, 1))
+    if target < smallest / 2:
+        raise ConfigError("model.params", f"{target:.3g} is below the smallest shape "
+                          f"({smallest} parameters at 1 layer with vocab {cfg.vocab_size})")
+    return best
+
+
+def resolve_shape(cfg: ModelConfig) -> ModelConfig:
+    """Apply the size picker when a target parameter count is given."""
+    return shape_for_params(cfg, cfg.params) if cfg.params is not None else cfg
+
+
+def describe(cfg: ModelConfig, seq_len: int) -> dict:
+    return {
+        "params": total_params(cfg),
+        "non_embedding_params": non_embedding_params(cfg),
+        "embedding_params": embedding_params(cfg),
+        "flops_per_token": flops_per_token(cfg, seq_len),
+        "d_model": cfg.d_model,
+        "n_layers": cfg.n_layers,
+        "n_heads": cfg.n_heads,
+        "n_kv_heads": cfg.n_kv_heads,
+        "ffn_hidden": ffn_hidden_size(cfg),
+    }

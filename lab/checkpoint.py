@@ -1,0 +1,129 @@
+"""Checkpoints that lose nothing: atomic, checksummed, with fallback to an older one.
+
+Layout: <run>/checkpoints/step_00000120/{model.safetensors, state.pt, meta.json}.
+A checkpoint is built in a hidden temporary directory, every file fsynced, then the directory
+is renamed into place (atomic on POSIX) and the parent fsynced. meta.json carries the sha256 of
+the other two files; a checkpoint whose files do not match it is skipped with a message.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+STEP_PREFIX = "step_"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a small file so that readers see the old or the new content, never a mix."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_path(path.parent)
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    model_state: dict
+    train_state: dict  # optimizer, data position, rng, elapsed time...
+    path: Path
+
+
+def _model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    state = model.state_dict()
+    if getattr(model, "cfg", None) is not None and model.cfg.tie_embeddings:
+        state.pop("lm_head.weight", None)  # the same tensor as embed.weight; stored once
+    return {k: v.detach().contiguous().cpu() for k, v in state.items()}
+
+
+def save(run_dir: Path, step: int, model: torch.nn.Module, train_state: dict, keep: int) -> Path:
+    root = run_dir / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"{STEP_PREFIX}{step:08d}"
+    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file(_model_tensors(model), tmp / "model.safetensors")
+    torch.save(train_state, tmp / "state.pt")
+    meta = {"step": step, "sha256": {name: sha256_file(tmp / name) for name in ("model.safetensors", "state.pt")}}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    for name in ("model.safetensors", "state.pt", "meta.json"):
+        fsync_path(tmp / name)
+    fsync_path(tmp)
+    if final.exists():  # a rerun of the same step after a crash between rename and cleanup
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    fsync_path(root)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    root = run_dir / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(STEP_PREFIX))
+
+
+def verify(path: Path) -> str | None:
+    """None if the checkpoint is intact, else the reason it is not."""
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError) as e:
+        return f"meta.json unreadable ({e.__class__.__name__})"
+    for name, digest in meta.get("sha256", {}).items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} missing"
+        if sha256_file(file) != digest:
+            return f"{name} checksum mismatch"
+    return None
+
+
+def load_latest(run_dir: Path, log=lambda msg: print(msg, file=sys.stderr)) -> Checkpoint | None:
+    """The newest intact checkpoint, falling back past corrupt ones with a message."""
+    for path in reversed(list_checkpoints(run_dir)):
+        problem = verify(path)
+        if problem:
+            log(f"checkpoint {path} is corrupt ({problem}); falling back to the previous one")
+            continue
+        meta = json.loads((path / "meta.json").read_text())
+        model_state = load_file(path / "model.safetensors")
+        train_state = torch.load(path / "state.pt", weights_only=True)
+        return Checkpoint(meta["step"], model_state, train_state, path)
+    return None
+
+
+def load_model_weights(model: torch.nn.Module, model_state: dict) -> None:
+    missing, unexpected = model.load_state_dict(model_state, strict=False)
+    allowed_missing = {"lm_head.weight"} if model.cfg.tie_embeddings else set()
+    if unexpected or set(missing) - allowed_missing:
+        raise RuntimeError(f"checkpoint does not fit the model: missing={missing} unexpected={unexpected}")

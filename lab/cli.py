@@ -1,0 +1,76 @@
+"""Turning a command line into a typed, validated config, with bad input as one line + exit 2."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from lab.errors import EXIT_BAD_INPUT, ConfigError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "experiments" / "conf"
+T = TypeVar("T")
+
+
+def _hydra_reason(exc: BaseException) -> str:
+    """The innermost message of a Hydra/OmegaConf error, on one line."""
+    messages = []
+    while exc is not None:
+        text = str(exc).strip().splitlines()
+        if text:
+            messages.append(text[0].strip())
+        exc = exc.__cause__ or exc.__context__
+    # OmegaConf's own message ("Key 'foo' not in 'ModelConfig'") is the most specific.
+    return messages[-1] if messages else "invalid configuration"
+
+
+def compose(config_name: str, overrides: list[str], register: Callable[[], None], schema: type[T]) -> T:
+    """Compose experiments/conf/<config_name>.yaml with overrides into a typed `schema` object."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    register()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name=config_name, overrides=overrides)
+        obj = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "config"
+        raise ConfigError(str(key), _hydra_reason(e)) from None
+    except Exception as e:  # Hydra wraps override/composition errors in its own types
+        if e.__class__.__module__.startswith(("hydra", "omegaconf")):
+            raise ConfigError(_override_field(e, overrides), _hydra_reason(e)) from None
+        raise
+    finally:
+        GlobalHydra.instance().clear()
+    assert isinstance(obj, schema), type(obj)
+    return obj
+
+
+def _override_field(exc: BaseException, overrides: list[str]) -> str:
+    text = str(exc)
+    for item in overrides:
+        key = item.lstrip("+~").split("=", 1)[0]
+        if f"'{key}'" in text or f"'{item}'" in text:
+            return key
+    while exc is not None:
+        key = getattr(exc, "full_key", None)
+        if key:
+            return str(key)
+        exc = exc.__cause__ or exc.__context__
+    return "overrides"
+
+
+def main_guard(fn: Callable[[], int | None]) -> None:
+    """Run an entry point: ConfigError -> one line on stderr and exit 2; Ctrl-C -> exit 130."""
+    try:
+        code = fn()
+    except ConfigError as e:
+        print(f"error: {e.field}: {e.reason}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to continue where it stopped", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)

@@ -1,0 +1,164 @@
+"""Typed configuration of one training run, and its validation (in one place).
+
+Hydra composes YAML presets and command-line overrides onto these dataclasses; the loop only
+ever sees the plain, validated objects returned by ``to_run_config``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from corpora.config import CorpusConfig
+from lab.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    # Grouped-query attention: 1 = multi-query, n_heads = multi-head.
+    n_kv_heads: int = 2
+    vocab_size: int = 4096
+    # SwiGLU hidden width; None = 8/3 * d_model rounded up to ffn_multiple_of (Llama's rule).
+    ffn_hidden: int | None = None
+    ffn_multiple_of: int = 32
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-6
+    tie_embeddings: bool = True
+    init_std: float = 0.02
+    # A target parameter count (e.g. 1e6). When set, lab.accounting.shape_for_params picks
+    # d_model/n_layers/n_heads/n_kv_heads by one documented rule and overrides the fields above.
+    params: float | None = None
+    # The size picker's rule: d_model = aspect_ratio * n_layers, heads of head_dim.
+    aspect_ratio: int = 32
+    head_dim: int = 32
+    kv_group: int = 2
+
+
+@dataclass
+class TrainConfig:
+    # Token budget D: the run trains floor(tokens / (batch_size * seq_len)) optimizer steps.
+    tokens: float = 2e6
+    # Sequences per optimizer step (global batch).
+    batch_size: int = 16
+    # Sequences per forward/backward; batch_size / micro_batch_size accumulation steps.
+    micro_batch_size: int | None = None
+    seq_len: int = 256
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    # Warmup: a fraction of the steps when < 1, else a number of steps.
+    warmup: float = 0.05
+    # "cosine", "wsd" (warmup-stable-decay) or "constant".
+    schedule: str = "cosine"
+    # WSD: the final fraction of steps over which lr decays linearly to min_lr.
+    decay_fraction: float = 0.2
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    # "auto" (bf16 where the hardware runs it natively, else fp32), "bf16" or "fp32".
+    precision: str = "auto"
+    # "auto" (cuda if available, else cpu), "cpu", "cuda".
+    device: str = "auto"
+    # Intra-op threads for this run (0 = leave torch's default).
+    threads: int = 0
+    log_every: int = 10
+    # Validation every N steps (0 = only at the end), on eval_tokens held-out tokens.
+    eval_every: int = 0
+    eval_tokens: int = 65536
+    # Checkpoint every N steps (0 = only the final state); keep the newest keep_checkpoints.
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+    # Budgets above the unique training tokens repeat the data up to this many epochs;
+    # beyond it the run is refused before training.
+    max_epochs: float = 1.0
+    # Progress bar: "auto" (a bar on a terminal, plain lines otherwise), "bar", "lines", "none".
+    progress: str = "auto"
+
+
+@dataclass
+class RunConfig:
+    out_dir: str = "runs"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    # Optional run name; default is derived from the config (see lab.run_id).
+    name: str | None = None
+
+
+def to_dict(cfg: Any) -> dict:
+    return asdict(cfg)
+
+
+def _require(condition: bool, field_name: str, reason: str) -> None:
+    if not condition:
+        raise ConfigError(field_name, reason)
+
+
+def validate_model(m: ModelConfig, prefix: str = "model") -> None:
+    for name in ("d_model", "n_layers", "n_heads", "n_kv_heads", "vocab_size"):
+        _require(getattr(m, name) >= 1, f"{prefix}.{name}", f"must be >= 1, got {getattr(m, name)}")
+    _require(m.d_model % m.n_heads == 0, f"{prefix}.n_heads",
+             f"d_model={m.d_model} is not divisible by n_heads={m.n_heads}")
+    _require(m.n_heads % m.n_kv_heads == 0, f"{prefix}.n_kv_heads",
+             f"n_heads={m.n_heads} is not a multiple of n_kv_heads={m.n_kv_heads}")
+    head_dim = m.d_model // m.n_heads
+    # Rotary embedding rotates pairs of dimensions, so each head needs an even width.
+    _require(head_dim % 2 == 0, f"{prefix}.d_model",
+             f"head dimension d_model/n_heads={head_dim} is odd; rotary embedding needs it even")
+    _require(m.ffn_hidden is None or m.ffn_hidden >= 1, f"{prefix}.ffn_hidden", "must be >= 1")
+    _require(m.rope_theta > 0, f"{prefix}.rope_theta", "must be > 0")
+    _require(m.norm_eps > 0, f"{prefix}.norm_eps", "must be > 0")
+    _require(m.init_std > 0, f"{prefix}.init_std", "must be > 0")
+    _require(m.params is None or m.params > 0, f"{prefix}.params", "must be > 0")
+    _require(m.head_dim % 2 == 0 and m.head_dim > 0, f"{prefix}.head_dim", "must be even and > 0")
+
+
+def validate_train(t: TrainConfig, prefix: str = "train") -> None:
+    _require(t.tokens > 0, f"{prefix}.tokens", f"must be > 0, got {t.tokens}")
+    _require(t.batch_size >= 1, f"{prefix}.batch_size", "must be >= 1")
+    _require(t.seq_len >= 2, f"{prefix}.seq_len", "must be >= 2")
+    micro = t.micro_batch_size or t.batch_size
+    _require(micro >= 1 and t.batch_size % micro == 0, f"{prefix}.micro_batch_size",
+             f"batch_size={t.batch_size} is not a multiple of micro_batch_size={micro}")
+    tokens_per_step = t.batch_size * t.seq_len
+    _require(t.tokens >= tokens_per_step, f"{prefix}.tokens",
+             f"budget {t.tokens:.0f} is smaller than one batch "
+             f"(batch_size*seq_len = {tokens_per_step})")
+    _require(t.lr > 0, f"{prefix}.lr", f"must be > 0, got {t.lr}")
+    _require(0 <= t.min_lr_ratio <= 1, f"{prefix}.min_lr_ratio", "must be in [0, 1]")
+    _require(t.warmup >= 0, f"{prefix}.warmup", "must be >= 0")
+    _require(t.schedule in ("cosine", "wsd", "constant"), f"{prefix}.schedule",
+             f"unknown schedule {t.schedule!r}; choose cosine, wsd or constant")
+    _require(0 < t.decay_fraction <= 1, f"{prefix}.decay_fraction", "must be in (0, 1]")
+    _require(t.weight_decay >= 0, f"{prefix}.weight_decay", "must be >= 0")
+    _require(0 <= t.beta1 < 1 and 0 <= t.beta2 < 1, f"{prefix}.beta1", "betas must be in [0, 1)")
+    _require(t.grad_clip >= 0, f"{prefix}.grad_clip", "must be >= 0 (0 disables clipping)")
+    _require(t.precision in ("auto", "bf16", "fp32"), f"{prefix}.precision",
+             f"unknown precision {t.precision!r}; choose auto, bf16 or fp32")
+    _require(t.device in ("auto", "cpu", "cuda"), f"{prefix}.device",
+             f"unknown device {t.device!r}; choose auto, cpu or cuda")
+    _require(t.threads >= 0, f"{prefix}.threads", "must be >= 0")
+    _require(t.log_every >= 1, f"{prefix}.log_every", "must be >= 1")
+    _require(t.eval_every >= 0, f"{prefix}.eval_every", "must be >= 0")
+    _require(t.eval_tokens >= t.seq_len, f"{prefix}.eval_tokens", "must be at least one sequence")
+    _require(t.checkpoint_every >= 0, f"{prefix}.checkpoint_every", "must be >= 0")
+    _require(t.keep_checkpoints >= 1, f"{prefix}.keep_checkpoints", "must be >= 1")
+    _require(t.max_epochs > 0, f"{prefix}.max_epochs", "must be > 0")
+    _require(t.progress in ("auto", "bar", "lines", "none"), f"{prefix}.progress",
+             f"unknown progress mode {t.progress!r}; choose auto, bar, lines or none")
+
+
+def validate_run(cfg: RunConfig) -> None:
+    """Every check that needs no data and no compute. Raises ConfigError on the first problem."""
+    validate_model(cfg.model)
+    validate_train(cfg.train)
+    _require(cfg.seed >= 0, "seed", "must be >= 0")
+    _require(bool(cfg.out_dir), "out_dir", "must not be empty")
+    _require(cfg.corpus.vocab_size == cfg.model.vocab_size, "corpus.vocab_size",
+             f"{cfg.corpus.vocab_size} differs from model.vocab_size={cfg.model.vocab_size}")
+    from corpora.prepare import validate_corpus_config  # the corpus owns its own rules
+
+    validate_corpus_config(cfg.corpus)

@@ -1,0 +1,68 @@
+"""Batches of token windows drawn from a prepared corpus, addressed by a sequence counter.
+
+The training split is cut into non-overlapping windows of seq_len + 1 tokens. Epoch e visits
+them in a permutation seeded by (seed, e), so the k-th sequence of a run is a pure function of
+(seed, k): the data position saved in a checkpoint is one integer, and a resumed run reads
+exactly the batches the uninterrupted run would have.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+
+@dataclass
+class WindowSampler:
+    tokens: np.ndarray  # 1-D memmap of token ids
+    seq_len: int
+    seed: int
+
+    @property
+    def n_windows(self) -> int:
+        return (len(self.tokens) - 1) // self.seq_len
+
+    @lru_cache(maxsize=4)
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n_windows)
+
+    def epochs_for(self, n_sequences: int) -> float:
+        return n_sequences / self.n_windows
+
+    def batch(self, first_sequence: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sequences first_sequence .. first_sequence+count-1 as (inputs, targets), each (count, T)."""
+        rows = []
+        for k in range(first_sequence, first_sequence + count):
+            epoch, position = divmod(k, self.n_windows)
+            start = int(self._order(epoch)[position]) * self.seq_len
+            rows.append(self.tokens[start:start + self.seq_len + 1])
+        block = torch.from_numpy(np.stack(rows).astype(np.int64))  # (count, T+1)
+        return block[:, :-1], block[:, 1:]
+
+    __hash__ = object.__hash__  # lru_cache on a method needs a hashable instance
+
+
+def eval_batches(tokens: np.ndarray, seq_len: int, max_tokens: int, batch_size: int):
+    """The first max_tokens of a held-out split as fixed, non-overlapping windows."""
+    n = min((len(tokens) - 1) // seq_len, max(1, max_tokens // seq_len))
+    for first in range(0, n, batch_size):
+        rows = [tokens[i * seq_len:i * seq_len + seq_len + 1] for i in range(first, min(n, first + batch_size))]
+        block = torch.from_numpy(np.stack(rows).astype(np.int64))
+        yield block[:, :-1], block[:, 1:]
+
+
+def token_byte_lengths(tokenizer_path) -> np.ndarray:
+    """UTF-8 bytes each token id stands for (0 for special tokens), for exact bits per byte.
+
+    In byte-level BPE every character of a vocabulary entry stands for exactly one byte.
+    """
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer_path))
+    special = {t.content for t in tok.get_added_tokens_decoder().values()}
+    lengths = np.zeros(tok.get_vocab_size(), dtype=np.int64)
+    for token, idx in tok.get_vocab().items():
+        lengths[idx] = 0 if token in special else len(token)
+    return lengths

@@ -1,0 +1,81 @@
+"""Device and numeric precision, chosen once per run and recorded in final.json."""
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+# Dense bf16 peak throughput of common accelerators (FLOP/s), for MFU.
+_GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12,
+                  "V100": 125e12, "RTX 4090": 165e12, "RTX 3090": 71e12}
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 / AMX make bf16 matmuls several times faster than fp32 on a CPU."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@dataclass(frozen=True)
+class Precision:
+    device: str  # "cpu" | "cuda"
+    dtype: str  # "bf16" | "fp32"
+    reason: str
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return torch.bfloat16 if self.dtype == "bf16" else torch.float32
+
+    def autocast(self):
+        """Weights stay fp32 (the optimizer's master copy); matmuls run in bf16 when chosen."""
+        if self.dtype == "fp32":
+            return nullcontext()
+        return torch.autocast(device_type=self.device, dtype=torch.bfloat16)
+
+
+def choose(device: str = "auto", precision: str = "auto") -> Precision:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        from lab.errors import ConfigError
+
+        raise ConfigError("train.device", "cuda was asked for but torch sees no CUDA device")
+    if precision != "auto":
+        return Precision(device, precision, "set in the config")
+    if device == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return Precision(device, "bf16" if ok else "fp32",
+                         "GPU supports bf16" if ok else "GPU lacks bf16")
+    if cpu_has_native_bf16():
+        return Precision(device, "bf16", "CPU has native bf16 (avx512_bf16/amx)")
+    return Precision(device, "fp32", "CPU lacks native bf16")
+
+
+@lru_cache(maxsize=None)
+def _measured_matmul_peak(dtype: torch.dtype) -> float:
+    """FLOP/s of a large matmul on this CPU (the practical peak MFU is measured against)."""
+    n = 1024
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b  # warm up
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 0.2:
+        a @ b
+        reps += 1
+    return 2 * n**3 * reps / (time.perf_counter() - start)
+
+
+def peak_flops(p: Precision) -> float:
+    if p.device == "cuda":
+        name = torch.cuda.get_device_name()
+        for key, value in _GPU_PEAK_BF16.items():
+            if key in name:
+                return value if p.dtype == "bf16" else value / 2
+        return float("nan")
+    return _measured_matmul_peak(p.torch_dtype)

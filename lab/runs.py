@@ -1,0 +1,103 @@
+"""One run as data: a stable id from its config, a directory holding everything to redo it,
+a lock so two processes never train the same run, and skipping of finished runs."""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from lab.checkpoint import atomic_write_text
+from lab.config import RunConfig
+
+# Fields that change how a run is shown or stored, not what it computes.
+_NOT_IDENTITY = {("out_dir",), ("name",), ("train", "progress"), ("train", "log_every"),
+                 ("train", "checkpoint_every"), ("train", "keep_checkpoints"), ("train", "threads"),
+                 ("corpus", "cache_dir"), ("corpus", "workers")}
+
+
+def identity(cfg: RunConfig) -> dict:
+    d = dataclasses.asdict(cfg)
+    for path in _NOT_IDENTITY:
+        node = d
+        for key in path[:-1]:
+            node = node[key]
+        node.pop(path[-1], None)
+    return d
+
+
+def run_id(cfg: RunConfig) -> str:
+    """A readable prefix and a hash of everything that determines the result."""
+    digest = hashlib.sha256(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()[:10]
+    m = cfg.model
+    return f"d{m.d_model}-l{m.n_layers}-t{cfg.train.tokens:.0e}-q{cfg.corpus.quality:g}-{digest}".replace("+", "")
+
+
+def code_version() -> str:
+    here = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if not sha:
+        return "unknown"
+    return sha + ("+dirty" if dirty else "")
+
+
+def versions() -> dict:
+    import numpy
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+            "platform": platform.platform()}
+
+
+def read_final(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((run_dir / "final.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_finished(run_dir: Path) -> bool:
+    final = read_final(run_dir)
+    return final is not None and final.get("status") in ("done", "diverged")
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+class RunLocked(RuntimeError):
+    pass
+
+
+@contextmanager
+def run_lock(run_dir: Path):
+    """An exclusive, non-blocking lock; released by the OS if the process dies."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunLocked(f"{run_dir} is being trained by another process") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+def record_start(run_dir: Path, cfg: RunConfig, extra: dict) -> None:
+    write_json(run_dir / "config.json", {"config": dataclasses.asdict(cfg), "run_id": run_dir.name,
+                                         "code_version": code_version(), "argv": sys.argv, **extra})

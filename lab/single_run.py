@@ -1,0 +1,62 @@
+"""Run one training job end to end: validate, resolve the shape, prepare data, train, record."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from lab.accounting import resolve_shape
+from lab.config import RunConfig, validate_run
+from lab.runs import (is_finished, read_final, record_start, run_id, run_lock, versions,
+                      code_version, write_json)
+
+
+def resolve(cfg: RunConfig) -> RunConfig:
+    """Validated config with the size picker applied; raises ConfigError before any compute."""
+    validate_run(cfg)
+    cfg = dataclasses.replace(cfg, model=resolve_shape(cfg.model))
+    validate_run(cfg)  # the picked shape must satisfy the same rules
+    return cfg
+
+
+def run_dir_for(cfg: RunConfig) -> Path:
+    return Path(cfg.out_dir) / run_id(cfg)
+
+
+def run_single(cfg: RunConfig, run_dir: Path | None = None, *, rank: int = 0, world: int = 1,
+               ddp_wrap=None, log=print) -> dict:
+    """Train cfg into run_dir (default out_dir/<run id>) unless it already finished there."""
+    cfg = resolve(cfg)
+    run_dir = run_dir or run_dir_for(cfg)
+    if is_finished(run_dir):
+        final = read_final(run_dir)
+        log(f"{run_dir}: already finished ({final['status']}); nothing to do")
+        return final
+    from corpora.prepare import prepare_corpus  # imported late: a bad config fails before this
+
+    corpus = prepare_corpus(cfg.corpus, progress=rank == 0 and sys.stderr.isatty())
+    from lab.trainer import train
+
+    with run_lock(run_dir) if rank == 0 else _no_lock():
+        if rank == 0:
+            record_start(run_dir, cfg, {"corpus_dir": str(corpus.path), "versions": versions()})
+        final = train(cfg, run_dir, corpus, rank=rank, world=world, ddp_wrap=ddp_wrap)
+        final.update(run_id=run_dir.name, code_version=code_version(), versions=versions(),
+                     seed=cfg.seed, corpus=cfg.corpus.name, quality=cfg.corpus.quality,
+                     corpus_dir=str(corpus.path), seq_len=cfg.train.seq_len, batch_size=cfg.train.batch_size)
+        if rank == 0:
+            write_json(run_dir / "final.json", final)
+    if final["status"] == "diverged":
+        log(f"{run_dir}: diverged: {final['reason']} (recorded in final.json)")
+    else:
+        log(f"{run_dir}: done: val loss {final['final_val_loss']:.4f} nats/token "
+            f"({final['final_val_bpb']:.4f} bits/byte), {final['tokens']} tokens, {final['wall_s']:.1f}s")
+    return final
+
+
+class _no_lock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,230 @@
+"""The training loop: small functions (plan, train_step, evaluate, checkpoint) composed by train().
+
+train() owns one run directory. It resumes from the newest intact checkpoint there, appends to
+metrics.jsonl, and ends by writing final.json (status "done" or "diverged").
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lab import checkpoint
+from lab.accounting import describe
+from lab.config import RunConfig, TrainConfig
+from lab.data import WindowSampler, eval_batches, token_byte_lengths
+from lab.errors import ConfigError
+from lab.metrics import MetricsLog, Progress
+from lab.model import Llama
+from lab.precision import Precision, choose, peak_flops
+from lab.schedule import lr_at
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The horizon derived from the token budget, fixed before the first step."""
+    steps: int
+    tokens_per_step: int
+    accumulation: int
+    micro_batch: int
+    tokens: int  # exactly what the run trains on: steps * tokens_per_step
+    epochs: float
+    unique_tokens: int
+
+
+def make_plan(t: TrainConfig, sampler: WindowSampler, world_size: int = 1) -> Plan:
+    tokens_per_step = t.batch_size * t.seq_len
+    steps = int(t.tokens // tokens_per_step)
+    micro = t.micro_batch_size or t.batch_size
+    if t.batch_size % (micro * world_size) != 0:
+        raise ConfigError("train.micro_batch_size",
+                          f"batch_size={t.batch_size} must split into micro batches of {micro} "
+                          f"over {world_size} processes")
+    if sampler.n_windows < 1:
+        raise ConfigError("corpus.train_words", f"the training split holds fewer than seq_len+1={t.seq_len + 1} tokens")
+    epochs = sampler.epochs_for(steps * t.batch_size)
+    if epochs > t.max_epochs + 1e-9:
+        raise ConfigError("train.tokens",
+                          f"budget of {steps * tokens_per_step} tokens needs {epochs:.2f} epochs of the "
+                          f"{len(sampler.tokens)} unique training tokens, above train.max_epochs={t.max_epochs} "
+                          f"(raise train.max_epochs to repeat data, or corpus.train_words)")
+    return Plan(steps, tokens_per_step, t.batch_size // (micro * world_size), micro,
+                steps * tokens_per_step, epochs, len(sampler.tokens))
+
+
+def build_optimizer(model: torch.nn.Module, t: TrainConfig, device: str) -> torch.optim.AdamW:
+    # Decay matrices only: norm gains and (by convention) nothing 1-D is pulled towards zero.
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), fused=True)
+
+
+def train_step(model, optimizer, sampler: WindowSampler, plan: Plan, step: int, lr: float,
+               t: TrainConfig, precision: Precision, rank: int = 0, world: int = 1) -> tuple[float, float]:
+    """One optimizer step over the global batch; returns (mean loss, grad norm before clipping)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    first = step * t.batch_size + rank * plan.micro_batch * plan.accumulation
+    total = torch.zeros((), dtype=torch.float64)
+    for micro_step in range(plan.accumulation):
+        x, y = sampler.batch(first + micro_step * plan.micro_batch, plan.micro_batch)
+        x, y = x.to(precision.device), y.to(precision.device)
+        sync = getattr(model, "no_sync", None)
+        last = micro_step == plan.accumulation - 1
+        # Under DDP, only the last micro step all-reduces gradients.
+        ctx = sync() if (sync is not None and not last) else _null()
+        with ctx, precision.autocast():
+            loss = _loss(model, x, y) / plan.accumulation
+        with ctx:
+            loss.backward()
+        total += loss.detach().double().cpu()
+    clip = t.grad_clip if t.grad_clip > 0 else math.inf
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(total)
+        total /= world
+    return float(total), float(grad_norm)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _loss(model, x, y):
+    inner = model.module if hasattr(model, "module") else model
+    if inner is model:
+        return model.loss(x, y)
+    logits = model(x)  # through the DDP wrapper so its hooks run
+    return torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))
+
+
+@torch.no_grad()
+def evaluate(model, tokens: np.ndarray, byte_lengths: np.ndarray, t: TrainConfig,
+             precision: Precision) -> dict:
+    """Held-out loss in nats per token and bits per byte over the first eval_tokens tokens."""
+    model.eval()
+    inner = model.module if hasattr(model, "module") else model
+    nats, n_tokens, n_bytes = 0.0, 0, 0
+    for x, y in eval_batches(tokens, t.seq_len, t.eval_tokens, t.micro_batch_size or t.batch_size):
+        x, y = x.to(precision.device), y.to(precision.device)
+        with precision.autocast():
+            logits = inner(x)
+        nll = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1),
+                                                reduction="sum")
+        nats += float(nll.double())
+        n_tokens += y.numel()
+        n_bytes += int(byte_lengths[y.cpu().numpy()].sum())
+    model.train()
+    return {"loss": nats / n_tokens, "bpb": nats / math.log(2) / max(1, n_bytes), "tokens": n_tokens}
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state()}
+
+
+def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 1,
+          ddp_wrap=None) -> dict:
+    """Train (or resume) the run in run_dir; return the final.json contents."""
+    t = cfg.train
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    precision = choose(t.device, t.precision)
+    torch.manual_seed(cfg.seed)
+    sampler = WindowSampler(corpus.tokens("train"), t.seq_len, cfg.seed)
+    plan = make_plan(t, sampler, world)
+    model = Llama(cfg.model).to(precision.device)
+    optimizer = build_optimizer(model, t, precision.device)
+    shape = describe(cfg.model, t.seq_len)
+    byte_lengths = token_byte_lengths(corpus.tokenizer_path)
+    is_writer = rank == 0
+
+    start_step, elapsed_before = 0, 0.0
+    ckpt = checkpoint.load_latest(run_dir)
+    if ckpt is not None:
+        checkpoint.load_model_weights(model, ckpt.model_state)
+        optimizer.load_state_dict(ckpt.train_state["optimizer"])
+        torch.set_rng_state(ckpt.train_state["rng"]["torch"])
+        start_step, elapsed_before = ckpt.step, ckpt.train_state["elapsed_s"]
+    trained = ddp_wrap(model) if ddp_wrap is not None else model
+    metrics = MetricsLog(run_dir / "metrics.jsonl", start_step if ckpt else None) if is_writer else None
+    label = cfg.name or run_dir.name
+    progress = Progress(plan.steps, start_step, plan.tokens_per_step, t.progress if is_writer else "none", label)
+    if ckpt is not None:
+        progress.message(f"{label}: resumed from step {start_step} ({ckpt.path.name})")
+    peak = peak_flops(precision)
+    flops_per_step = shape["flops_per_token"] * plan.tokens_per_step
+
+    def save(step: int) -> None:
+        if is_writer:
+            state = {"optimizer": optimizer.state_dict(), "rng": _rng_state(), "step": step,
+                     "sequences_seen": step * t.batch_size, "elapsed_s": elapsed_before + (time.perf_counter() - t0)}
+            checkpoint.save(run_dir, step, model, state, t.keep_checkpoints)
+
+    t0 = time.perf_counter()
+    window_start, window_losses = time.perf_counter(), []
+    status, reason = "done", None
+    model.train()
+    for step in range(start_step, plan.steps):
+        lr = lr_at(step, plan.steps, t)
+        loss, grad_norm = train_step(trained, optimizer, sampler, plan, step, lr, t, precision, rank, world)
+        if not math.isfinite(loss):
+            status, reason = "diverged", f"non-finite loss ({loss}) at step {step + 1}"
+            break
+        window_losses.append(loss)
+        done = step + 1
+        if done % t.log_every == 0 or done == plan.steps:
+            now = time.perf_counter()
+            tok_s = len(window_losses) * plan.tokens_per_step / (now - window_start)
+            row = {"step": done, "tokens": done * plan.tokens_per_step, "loss": float(np.mean(window_losses)),
+                   "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tok_s,
+                   "mfu": tok_s * shape["flops_per_token"] / peak if peak == peak else float("nan")}
+            if t.eval_every and done % t.eval_every == 0 and done != plan.steps:
+                val = evaluate(trained, corpus.tokens("val_clean"), byte_lengths, t, precision)
+                row.update(val_loss=val["loss"], val_bpb=val["bpb"])
+            if metrics is not None:
+                metrics.write(row)
+            progress.update(done, row)
+            window_start, window_losses = time.perf_counter(), []
+        if t.checkpoint_every and done % t.checkpoint_every == 0 and done != plan.steps:
+            save(done)
+    else:
+        if ckpt is None or ckpt.step != plan.steps:  # else: killed after its final save
+            save(plan.steps)
+    progress.close()
+    wall_s = elapsed_before + (time.perf_counter() - t0)
+
+    final = {"status": status, "reason": reason, "steps": plan.steps, "tokens": plan.tokens,
+             "flops": flops_per_step * plan.steps, "epochs": plan.epochs, "unique_tokens": plan.unique_tokens,
+             "params": shape["params"], "non_embedding_params": shape["non_embedding_params"],
+             "flops_per_token": shape["flops_per_token"], "wall_s": wall_s,
+             "precision": precision.dtype, "precision_reason": precision.reason, "device": precision.device,
+             "world_size": world}
+    rows = _recent_losses(run_dir / "metrics.jsonl") if is_writer else []
+    final["final_train_loss"] = rows[-1] if rows else None
+    if status == "done":
+        val = evaluate(trained, corpus.tokens("val_clean"), byte_lengths, t, precision)
+        own = evaluate(trained, corpus.tokens("val"), byte_lengths, t, precision)
+        final.update(final_val_loss=val["loss"], final_val_bpb=val["bpb"], val_tokens=val["tokens"],
+                     final_val_own_loss=own["loss"], final_val_own_bpb=own["bpb"])
+    else:
+        final.update(final_val_loss=None, final_val_bpb=None)
+    return final
+
+
+def _recent_losses(path: Path) -> list[float]:
+    from lab.metrics import read_metrics
+
+    return [row["loss"] for row in read_metrics(path)]

@@ -1,0 +1,59 @@
+"""Parameter and FLOP accounting against independent counts: the module itself, HF, and
+torch's FLOP counter over a real forward+backward."""
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from lab.accounting import (flops_per_token, non_embedding_params, shape_for_depth,
+                            shape_for_params, total_params)
+from lab.config import ModelConfig
+from lab.errors import ConfigError
+from lab.hf import to_hf_model
+from lab.model import Llama
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_parameter_counts_match_module_and_hf(tie):
+    cfg = ModelConfig(d_model=64, n_layers=3, n_heads=4, n_kv_heads=2, vocab_size=300, tie_embeddings=tie)
+    model = Llama(cfg)
+    counted = sum(p.numel() for p in model.parameters())  # shared tensors counted once
+    assert total_params(cfg) == counted
+    assert to_hf_model(model).num_parameters() == counted
+    embedding = 300 * 64 * (1 if tie else 2)
+    assert non_embedding_params(cfg) == counted - embedding
+
+
+@pytest.mark.parametrize("n_kv_heads", [1, 2, 4])
+def test_flops_per_token_matches_torch_flop_counter(n_kv_heads):
+    cfg = ModelConfig(d_model=64, n_layers=2, n_heads=4, n_kv_heads=n_kv_heads, vocab_size=128)
+    model = Llama(cfg)
+    T = 32
+    idx = torch.randint(0, 128, (1, T))
+    # The math backend decomposes attention into matmuls the counter sees (the fused CPU
+    # kernel is invisible to it).
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model.loss(idx, idx).backward()
+    measured = counter.get_total_flops() / T
+    # The counter sees only matmuls; elementwise work (norms, softmax, SiLU) is ignored by both.
+    assert measured == pytest.approx(flops_per_token(cfg, T), rel=1e-9)
+
+
+def test_size_picker_follows_its_rule_and_hits_targets():
+    base = ModelConfig(vocab_size=4096)
+    for depth in (1, 2, 4, 8):
+        shaped = shape_for_depth(base, depth)
+        assert shaped.d_model == 32 * depth and shaped.n_layers == depth
+        assert shaped.n_heads * 32 == shaped.d_model
+        assert shaped.n_heads % shaped.n_kv_heads == 0
+    for target in (3e5, 1e6, 5e6, 3e7):
+        got = total_params(shape_for_params(base, target))
+        assert 0.6 < got / target < 1.6
+    # monotone: a larger target never picks a smaller model
+    sizes = [total_params(shape_for_params(base, t)) for t in (2e5, 5e5, 1e6, 4e6, 1e7)]
+    assert sizes == sorted(sizes)
+
+
+def test_size_picker_refuses_impossible_targets():
+    with pytest.raises(ConfigError, match="model.params"):
+        shape_for_params(ModelConfig(vocab_size=4096), 1000)
