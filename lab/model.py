@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lab.config import ModelConfig
+from lab.fused_loss import linear_cross_entropy
 
 
 def ffn_hidden_size(cfg: ModelConfig) -> int:
@@ -138,16 +139,19 @@ class Llama(nn.Module):
             else:
                 nn.init.normal_(p, mean=0.0, std=std)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx: (B, T) token ids -> logits (B, T, V)."""
-        T = idx.shape[1]
-        cos, sin = self.rotary(T, idx.device)
+    def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx: (B, T) -> final normalised hidden states (B, T, d), before the output projection."""
+        cos, sin = self.rotary(idx.shape[1], idx.device)
         x = self.embed(idx)  # (B, T, d)
         for block in self.blocks:
             x = block(x, cos, sin)
-        return self.lm_head(self.norm(x))
+        return self.norm(x)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx: (B, T) token ids -> logits (B, T, V)."""
+        return self.lm_head(self.hidden_states(idx))
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean next-token cross-entropy in nats; computed from fp32 logits."""
-        logits = self(idx)
-        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
+        """Mean next-token cross-entropy in nats (softmax in fp32), without materialising logits."""
+        h = self.hidden_states(idx)
+        return linear_cross_entropy(h.reshape(-1, h.size(-1)), self.lm_head.weight, targets.reshape(-1))
