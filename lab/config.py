@@ -162,3 +162,10 @@ def validate_run(cfg: RunConfig) -> None:
     from corpora.prepare import validate_corpus_config  # the corpus owns its own rules
 
     validate_corpus_config(cfg.corpus)
+
+
+def run_config_from_dict(data: dict) -> RunConfig:
+    """Rebuild a typed RunConfig from its dict form (config.json, spec.json), type-checked."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), data))

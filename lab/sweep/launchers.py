@@ -1,0 +1,179 @@
+"""Where a grid's runs execute: local worker processes, or SLURM / submitit's local executor.
+
+Every launcher hands a worker nothing but a run directory (lab.sweep.worker), so a crashed,
+killed or requeued run is resumed by calling the worker again on the same directory.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.errors import ConfigError
+from lab.sweep.display import GridDisplay
+
+
+@dataclass
+class LauncherConfig:
+    # "local" (worker processes here), "slurm" (submitit job arrays), "submitit_local".
+    name: str = "local"
+    # Concurrent runs; 0 = cores // threads_per_run (local), len(runs) (slurm).
+    workers: int = 0
+    # Intra-op threads of each run.
+    threads_per_run: int = 1
+    # Data-parallel processes per run (torchrun locally, tasks per node on SLURM).
+    procs_per_run: int = 1
+    # SLURM settings (submitit's slurm_* parameters).
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    gpus_per_node: int = 0
+    cpus_per_task: int = 2
+    mem_gb: int = 16
+    time_min: int = 60
+    array_parallelism: int = 64
+    # Folder for submitit's pickles and logs; must be on a filesystem the nodes share.
+    folder: str | None = None
+    # Wait for the jobs and then collect results (False: submit and return; rerun to collect).
+    wait: bool = True
+    poll_s: float = 1.0
+
+
+def validate_launcher(cfg: LauncherConfig) -> None:
+    if cfg.name not in ("local", "slurm", "submitit_local"):
+        raise ConfigError("launcher.name", f"unknown launcher {cfg.name!r}; choose local, slurm or submitit_local")
+    for name in ("workers",):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"launcher.{name}", "must be >= 0")
+    for name in ("threads_per_run", "procs_per_run", "cpus_per_task", "mem_gb", "time_min", "array_parallelism"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"launcher.{name}", "must be >= 1")
+    if cfg.poll_s <= 0:
+        raise ConfigError("launcher.poll_s", "must be > 0")
+
+
+def _worker_command(run_dir: Path, procs: int) -> list[str]:
+    if procs > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
+                "-m", "lab.sweep.worker", str(run_dir)]
+    return [sys.executable, "-m", "lab.sweep.worker", str(run_dir)]
+
+
+def _project_env(threads: int) -> dict:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
+def run_local(run_dirs: list[Path], cfg: LauncherConfig, display: GridDisplay) -> None:
+    """Run each directory's worker in a subprocess, `workers` at a time; Ctrl-C stops them all."""
+    cores = os.cpu_count() or 1
+    slots = cfg.workers or max(1, cores // (cfg.threads_per_run * cfg.procs_per_run))
+    pending = list(run_dirs)
+    running: dict[Path, subprocess.Popen] = {}
+    logs = {}
+    env = _project_env(cfg.threads_per_run)
+    try:
+        while pending or running:
+            while pending and len(running) < slots:
+                run_dir = pending.pop(0)
+                log = open(run_dir / "worker.log", "a")
+                logs[run_dir] = log
+                # A new session keeps Ctrl-C from reaching workers twice; we stop them ourselves.
+                running[run_dir] = subprocess.Popen(_worker_command(run_dir, cfg.procs_per_run), stdout=log,
+                                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                display.started(run_dir)
+            for run_dir, proc in list(running.items()):
+                if proc.poll() is not None:
+                    del running[run_dir]
+                    logs.pop(run_dir).close()
+                    display.finished(run_dir)
+            display.refresh(running=list(running))
+            time.sleep(cfg.poll_s)
+    except KeyboardInterrupt:
+        for proc in running.values():
+            os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.time() + 10
+        for proc in running.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    finally:
+        for log in logs.values():
+            log.close()
+        display.close()
+
+
+class RunJob:
+    """The submitit callable: stateless (only the run directory travels), requeue-safe."""
+
+    def __call__(self, run_dir: str) -> str:
+        from lab.sweep.worker import run_from_dir
+
+        try:  # under SLURM with several tasks, submitit exports the torch.distributed variables
+            import submitit
+
+            if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+                submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        except ImportError:
+            pass
+        return run_from_dir(run_dir).get("status", "unknown")
+
+    def checkpoint(self, run_dir: str):
+        """On preemption or timeout: requeue the same call; the worker resumes from its checkpoint."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(RunJob(), run_dir)
+
+
+def run_submitit(run_dirs: list[Path], cfg: LauncherConfig, grid_dir: Path, display: GridDisplay) -> list:
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError("launcher.name", f"{cfg.name} needs submitit: pip install -e '.[slurm]'") from None
+    folder = Path(cfg.folder) if cfg.folder else grid_dir / "submitit"
+    folder.mkdir(parents=True, exist_ok=True)  # SLURM writes logs here: it must exist beforehand
+    if cfg.name == "submitit_local":
+        executor = submitit.LocalExecutor(folder=str(folder / "%j"))
+        executor.update_parameters(timeout_min=cfg.time_min, tasks_per_node=1)
+    else:
+        executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="slurm")
+        params = dict(timeout_min=cfg.time_min, nodes=1, tasks_per_node=cfg.procs_per_run,
+                      cpus_per_task=cfg.cpus_per_task, mem_gb=cfg.mem_gb, slurm_array_parallelism=cfg.array_parallelism)
+        if cfg.gpus_per_node:
+            params["gpus_per_node"] = cfg.gpus_per_node
+        if cfg.partition:
+            params["slurm_partition"] = cfg.partition
+        if cfg.account:
+            params["slurm_account"] = cfg.account
+        if cfg.qos:
+            params["slurm_qos"] = cfg.qos
+        executor.update_parameters(**params)
+    jobs = executor.map_array(RunJob(), [str(d) for d in run_dirs])
+    for run_dir, job in zip(run_dirs, jobs):
+        (run_dir / "job_id").write_text(f"{job.job_id}\n")
+        display.started(run_dir)
+    if not cfg.wait:
+        display.close()
+        return jobs
+    try:
+        while any(not job.done() for job in jobs):
+            display.refresh(running=[d for d, j in zip(run_dirs, jobs) if not j.done()])
+            time.sleep(cfg.poll_s)
+    except KeyboardInterrupt:
+        for job in jobs:
+            job.cancel(check=False)
+        raise
+    finally:
+        for run_dir in run_dirs:
+            display.finished(run_dir)
+        display.close()
+    return jobs

@@ -1,0 +1,70 @@
+"""results.csv: one row per planned run, rebuilt from the run directories (the source of truth)."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from lab.checkpoint import atomic_write_text
+from lab.runs import read_final
+
+COLUMNS = ["run_id", "status", "reason", "params", "non_embedding_params", "tokens", "flops", "quality",
+           "corpus", "epochs", "final_train_loss", "final_val_loss", "final_val_bpb", "final_val_own_loss",
+           "blimp_acc", "wall_s", "size", "budget_tokens", "compute_budget", "d_model", "n_layers", "n_heads",
+           "n_kv_heads", "seq_len", "batch_size", "seed", "precision", "code_version"]
+
+
+def collect(planned: list, run_dirs: list[Path]) -> list[dict]:
+    rows = []
+    for plan, run_dir in zip(planned, run_dirs):
+        final = read_final(run_dir) or {}
+        cfg = plan.cfg
+        row = {
+            "run_id": run_dir.name,
+            "status": final.get("status", "pending"),
+            "reason": final.get("reason") or "",
+            "quality": cfg.corpus.quality,
+            "corpus": cfg.corpus.name,
+            "d_model": cfg.model.d_model,
+            "n_layers": cfg.model.n_layers,
+            "n_heads": cfg.model.n_heads,
+            "n_kv_heads": cfg.model.n_kv_heads,
+            "seq_len": cfg.train.seq_len,
+            "batch_size": cfg.train.batch_size,
+            "seed": cfg.seed,
+            "size": plan.axes.get("size"),
+            "budget_tokens": plan.axes.get("budget_tokens"),
+            "compute_budget": plan.axes.get("compute_budget", ""),
+        }
+        for key in ("params", "non_embedding_params", "tokens", "flops", "epochs", "final_train_loss",
+                    "final_val_loss", "final_val_bpb", "final_val_own_loss", "blimp_acc", "wall_s", "precision",
+                    "code_version"):
+            value = final.get(key)
+            row[key] = "" if value is None else value
+        if not row["params"]:
+            from lab.accounting import non_embedding_params, total_params, training_flops
+
+            row.update(params=total_params(cfg.model), non_embedding_params=non_embedding_params(cfg.model),
+                       tokens=int(cfg.train.tokens), flops=training_flops(cfg.model, cfg.train.seq_len, cfg.train.tokens))
+        rows.append(row)
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def summary_table(rows: list[dict]) -> str:
+    header = f"{'run_id':<44} {'status':<9} {'params':>9} {'tokens':>9} {'val loss':>9} {'bpb':>7} {'pairs':>6} {'wall':>6}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        def num(key, fmt):
+            return format(r[key], fmt) if r.get(key) not in ("", None) else "-"
+        lines.append(f"{r['run_id']:<44} {r['status']:<9} {num('params', ',.0f'):>9} {num('tokens', '.2e'):>9} "
+                     f"{num('final_val_loss', '.4f'):>9} {num('final_val_bpb', '.3f'):>7} {num('blimp_acc', '.3f'):>6} "
+                     f"{num('wall_s', '.0f'):>6}")
+    return "\n".join(lines)

@@ -1,0 +1,104 @@
+"""The main job: expand a grid, train what is missing, collect results, fit and report.
+
+Runs are addressed by stable ids under <out_dir>/<grid>/runs/<run_id>, so rerunning the same
+command skips finished runs, resumes killed ones from their checkpoints, and never collides.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab.accounting import flops_per_token
+from lab.config import RunConfig
+from lab.errors import ConfigError
+from lab.runs import is_finished, run_id
+from lab.sweep.display import GridDisplay
+from lab.sweep.launchers import LauncherConfig, run_local, run_submitit, validate_launcher
+from lab.sweep.results import collect, summary_table, write_csv
+from lab.sweep.spec import GridConfig, expand
+from lab.sweep.worker import write_spec
+
+
+@dataclass
+class EntryConfig(RunConfig):
+    """What experiments/run.py accepts: one run's fields, plus an optional grid to sweep."""
+    grid: GridConfig | None = None
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    # Scale preset of the grid: "smoke" (seconds, for tests), "cpu" (minutes), "gpu".
+    scale: str = "cpu"
+
+
+def base_run_config(entry: EntryConfig) -> RunConfig:
+    fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(RunConfig)}
+    return RunConfig(**fields)
+
+
+def grid_dir_of(entry: EntryConfig) -> Path:
+    assert entry.grid is not None
+    suffix = "" if entry.scale == "cpu" else f"-{entry.scale}"
+    return Path(entry.out_dir) / f"{entry.grid.name}{suffix}"
+
+
+def prepare_corpora(planned: list) -> None:
+    """Prepare each distinct corpus once, here, before workers start (they then hit the cache)."""
+    from corpora.prepare import prepare_corpus
+
+    seen = set()
+    for plan in planned:
+        key = repr(plan.cfg.corpus)
+        if key not in seen:
+            seen.add(key)
+            corpus = prepare_corpus(plan.cfg.corpus, progress=sys.stderr.isatty())
+            print(f"corpus {plan.cfg.corpus.name} (quality {plan.cfg.corpus.quality:g}): {corpus.path}", flush=True)
+
+
+def run_grid(entry: EntryConfig) -> int:
+    assert entry.grid is not None
+    validate_launcher(entry.launcher)
+    planned = expand(base_run_config(entry), entry.grid, entry.scale)
+    grid_dir = grid_dir_of(entry)
+    run_dirs = [grid_dir / "runs" / run_id(p.cfg) for p in planned]
+    if len(set(run_dirs)) != len(run_dirs):
+        raise ConfigError("grid", "two grid points resolve to the same run (duplicate sizes or budgets?)")
+    # Longest first, so parallel workers finish together instead of waiting on one big run.
+    cost = {d: p.cfg.train.tokens * flops_per_token(p.cfg.model, p.cfg.train.seq_len) for p, d in zip(planned, run_dirs)}
+    pending = sorted((d for d in run_dirs if not is_finished(d)), key=lambda d: -cost[d])
+    print(f"grid {entry.grid.name} (scale {entry.scale}): {len(planned)} runs, {len(planned) - len(pending)} "
+          f"finished, {len(pending)} to train -> {grid_dir}", flush=True)
+    started = time.perf_counter()
+    if pending:
+        prepare_corpora(planned)
+        for plan, run_dir in zip(planned, run_dirs):
+            if run_dir in pending:
+                write_spec(run_dir, plan.cfg, plan.axes)
+        display = GridDisplay(pending, already_done=len(planned) - len(pending))
+        if entry.launcher.name == "local":
+            run_local(pending, entry.launcher, display)
+        else:
+            run_submitit(pending, entry.launcher, grid_dir, display)
+            if not entry.launcher.wait:
+                print(f"submitted {len(pending)} runs; rerun the same command to collect results", flush=True)
+                return 0
+    rows = collect(planned, run_dirs)
+    write_csv(grid_dir / "results.csv", rows)
+    print(summary_table(rows))
+    bad = [r for r in rows if r["status"] != "done"]
+    for r in bad:
+        print(f"note: {r['run_id']} is {r['status']}: {r['reason'] or 'see its worker.log'}")
+    print(f"results: {grid_dir / 'results.csv'}  ({time.perf_counter() - started:.0f}s)")
+    if entry.grid.report:
+        _report(grid_dir)
+    return 0 if not bad else 1
+
+
+def _report(grid_dir: Path) -> None:
+    try:
+        from analysis.report import write_report
+    except ImportError as e:  # the analysis package is optional for training
+        print(f"report skipped: {e}")
+        return
+    path = write_report(grid_dir)
+    print(f"report: {path}")

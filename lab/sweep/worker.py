@@ -1,0 +1,98 @@
+"""Train one grid run from its directory: ``python -m lab.sweep.worker <run_dir>``.
+
+The run directory's spec.json holds the resolved RunConfig, so a worker needs nothing else:
+the same call works in a local subprocess, under torchrun (data parallel), and in a SLURM job
+(where a requeue simply calls it again and it resumes from the run's own checkpoint).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from lab.config import RunConfig, run_config_from_dict
+from lab.runs import RunLocked, write_json
+
+SPEC = "spec.json"
+
+
+def write_spec(run_dir: Path, cfg: RunConfig, axes: dict) -> None:
+    import dataclasses
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / SPEC, {"config": dataclasses.asdict(cfg), "axes": axes})
+
+
+def read_spec(run_dir: Path) -> tuple[RunConfig, dict]:
+    data = json.loads((run_dir / SPEC).read_text())
+    return run_config_from_dict(data["config"]), data.get("axes", {})
+
+
+def _distributed() -> tuple[int, int, object]:
+    """(rank, world size, DDP wrapper) from torchrun/SLURM environment variables, if any."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, None
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    rank = dist.get_rank()
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, lambda m: DistributedDataParallel(m, device_ids=[local])
+    return rank, world, lambda m: DistributedDataParallel(m)
+
+
+def run_from_dir(run_dir: str | Path) -> dict:
+    """Train (or resume, or skip) the run; a crash is recorded as status "failed" with its reason."""
+    from lab.single_run import run_single
+
+    run_dir = Path(run_dir)
+    cfg, axes = read_spec(run_dir)
+    rank, world, wrap = _distributed()
+    try:
+        final = run_single(cfg, run_dir, rank=rank, world=world, ddp_wrap=wrap)
+        if rank == 0 and final.get("status") == "done" and "pairs" not in final:
+            from lab.sweep.pairs import evaluate_run_pairs
+
+            final = evaluate_run_pairs(run_dir, final)
+        return final
+    except RunLocked:  # another invocation is training it: leave its directory alone
+        raise
+    except Exception as e:  # recorded, so the grid can continue and list it
+        if rank == 0:
+            final = {"status": "failed", "reason": f"{e.__class__.__name__}: {e}".splitlines()[0],
+                     "traceback": traceback.format_exc(), "run_id": run_dir.name}
+            write_json(run_dir / "final.json", final)
+        raise
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m lab.sweep.worker <run_dir>", file=sys.stderr)
+        return 2
+    try:
+        final = run_from_dir(argv[0])
+    except RunLocked as e:
+        print(f"skipped: {e}", file=sys.stderr)
+        return 3
+    except Exception as e:
+        print(f"{argv[0]}: failed: {e}", file=sys.stderr)
+        return 1
+    return 0 if final.get("status") == "done" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
