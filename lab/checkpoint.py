@@ -63,27 +63,49 @@ def _model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in state.items()}
 
 
-def save(run_dir: Path, step: int, model: torch.nn.Module, train_state: dict, keep: int) -> Path:
-    root = run_dir / "checkpoints"
+def _write_atomically(final: Path, model: torch.nn.Module, train_state: dict | None, meta: dict) -> Path:
+    """Write model (+ training state) into a temp dir, fsync, then rename it to `final`."""
+    root = final.parent
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{STEP_PREFIX}{step:08d}"
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     save_file(_model_tensors(model), tmp / "model.safetensors")
-    torch.save(train_state, tmp / "state.pt")
-    meta = {"step": step, "sha256": {name: sha256_file(tmp / name) for name in ("model.safetensors", "state.pt")}}
+    names = ["model.safetensors"]
+    if train_state is not None:
+        torch.save(train_state, tmp / "state.pt")
+        names.append("state.pt")
+    meta = {**meta, "sha256": {name: sha256_file(tmp / name) for name in names}}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    for name in ("model.safetensors", "state.pt", "meta.json"):
+    for name in [*names, "meta.json"]:
         fsync_path(tmp / name)
     fsync_path(tmp)
     if final.exists():  # a rerun of the same step after a crash between rename and cleanup
         shutil.rmtree(final)
     os.rename(tmp, final)
     fsync_path(root)
+    return final
+
+
+def save(run_dir: Path, step: int, model: torch.nn.Module, train_state: dict, keep: int) -> Path:
+    final = _write_atomically(run_dir / "checkpoints" / f"{STEP_PREFIX}{step:08d}", model, train_state,
+                              {"step": step})
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def save_snapshot(run_dir: Path, name: str, step: int, tokens: int, model: torch.nn.Module) -> Path:
+    """Weights only, kept for good (evaluation and export at fixed points of training)."""
+    return _write_atomically(run_dir / "snapshots" / name, model, None, {"step": step, "tokens": tokens})
+
+
+def list_snapshots(run_dir: Path) -> list[Path]:
+    root = run_dir / "snapshots"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and verify(p) is None]
+    return sorted(found, key=lambda p: json.loads((p / "meta.json").read_text())["step"])
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

@@ -75,6 +75,9 @@ class TrainConfig:
     max_epochs: float = 1.0
     # Progress bar: "auto" (a bar on a terminal, plain lines otherwise), "bar", "lines", "none".
     progress: str = "auto"
+    # Permanent weight snapshots, name -> tokens seen (e.g. BabyLM's chck_1M at 1M words):
+    # saved under <run>/snapshots/<name> at the first step that reaches the count, never pruned.
+    snapshots: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -147,6 +150,9 @@ def validate_train(t: TrainConfig, prefix: str = "train") -> None:
     _require(t.checkpoint_every >= 0, f"{prefix}.checkpoint_every", "must be >= 0")
     _require(t.keep_checkpoints >= 1, f"{prefix}.keep_checkpoints", "must be >= 1")
     _require(t.max_epochs > 0, f"{prefix}.max_epochs", "must be > 0")
+    for name, tokens in t.snapshots.items():
+        _require(tokens > 0 and name.replace("_", "").isalnum(), f"{prefix}.snapshots.{name}",
+                 "needs an alphanumeric name and a positive token count")
     _require(t.progress in ("auto", "bar", "lines", "none"), f"{prefix}.progress",
              f"unknown progress mode {t.progress!r}; choose auto, bar, lines or none")
 

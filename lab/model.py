@@ -147,11 +147,13 @@ class Llama(nn.Module):
             x = block(x, cos, sin)
         return self.norm(x)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx: (B, T) token ids -> logits (B, T, V)."""
-        return self.lm_head(self.hidden_states(idx))
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """idx: (B, T) token ids -> logits (B, T, V); with targets (B, T), the mean next-token
+        cross-entropy in nats instead, computed without materialising the logits."""
+        h = self.hidden_states(idx)
+        if targets is None:
+            return self.lm_head(h)
+        return linear_cross_entropy(h.reshape(-1, h.size(-1)), self.lm_head.weight, targets.reshape(-1))
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean next-token cross-entropy in nats (softmax in fp32), without materialising logits."""
-        h = self.hidden_states(idx)
-        return linear_cross_entropy(h.reshape(-1, h.size(-1)), self.lm_head.weight, targets.reshape(-1))
+        return self(idx, targets)

@@ -39,8 +39,8 @@ class Plan:
 def make_plan(t: TrainConfig, sampler: WindowSampler, world_size: int = 1) -> Plan:
     tokens_per_step = t.batch_size * t.seq_len
     steps = int(t.tokens // tokens_per_step)
-    micro = t.micro_batch_size or t.batch_size
-    if t.batch_size % (micro * world_size) != 0:
+    micro = t.micro_batch_size or t.batch_size // world_size
+    if micro < 1 or t.batch_size % (micro * world_size) != 0:
         raise ConfigError("train.micro_batch_size",
                           f"batch_size={t.batch_size} must split into micro batches of {micro} "
                           f"over {world_size} processes")
@@ -79,7 +79,7 @@ def train_step(model, optimizer, sampler: WindowSampler, plan: Plan, step: int, 
         # Under DDP, only the last micro step all-reduces gradients.
         ctx = sync() if (sync is not None and not last) else _null()
         with ctx, precision.autocast():
-            loss = _loss(model, x, y) / plan.accumulation
+            loss = model(x, y) / plan.accumulation  # through a DDP wrapper, if any, so its hooks run
         with ctx:
             loss.backward()
         total += loss.detach().double().cpu()
@@ -103,14 +103,6 @@ class _null:
         return False
 
 
-def _loss(model, x, y):
-    inner = model.module if hasattr(model, "module") else model
-    if inner is model:
-        return model.loss(x, y)
-    logits = model(x)  # through the DDP wrapper so its hooks run
-    return torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))
-
-
 @torch.no_grad()
 def evaluate(model, tokens: np.ndarray, byte_lengths: np.ndarray, t: TrainConfig,
              precision: Precision) -> dict:
@@ -129,6 +121,16 @@ def evaluate(model, tokens: np.ndarray, byte_lengths: np.ndarray, t: TrainConfig
         n_bytes += int(byte_lengths[y.cpu().numpy()].sum())
     model.train()
     return {"loss": nats / n_tokens, "bpb": nats / math.log(2) / max(1, n_bytes), "tokens": n_tokens}
+
+
+def snapshots_due(t: TrainConfig, plan: Plan, done: int, run_dir: Path) -> list[str]:
+    """Snapshots whose token count is first reached at step `done` (or missing after a resume)."""
+    due = []
+    for name, tokens in t.snapshots.items():
+        step = min(plan.steps, max(1, math.ceil(tokens / plan.tokens_per_step)))
+        if step <= done and not (run_dir / "snapshots" / name).is_dir():
+            due.append(name)
+    return due
 
 
 def _rng_state() -> dict:
@@ -200,6 +202,8 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
             window_start, window_losses = time.perf_counter(), []
         if t.checkpoint_every and done % t.checkpoint_every == 0 and done != plan.steps:
             save(done)
+        for name in snapshots_due(t, plan, done, run_dir) if is_writer else ():
+            checkpoint.save_snapshot(run_dir, name, done, done * plan.tokens_per_step, model)
     else:
         if ckpt is None or ckpt.step != plan.steps:  # else: killed after its final save
             save(plan.steps)

@@ -1,0 +1,95 @@
+"""Grids for real, at the smoke scale: expansion, parallel workers, results table, idempotent
+rerun, submitit's local executor, data-parallel training, and the run lock."""
+import csv
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lab.runs import run_lock
+from tests.helpers import ROOT, TINY, run_entry
+
+GRID = [*TINY, "grid=token_budget", "grid.sizes=[3.0e4,1.3e5]", "grid.budgets=[2560,5120]",
+        "grid.report=false", "launcher.poll_s=0.2"]
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_token_budget_grid_trains_collects_and_skips_on_rerun(tmp_path, corpus_cache):
+    args = [*GRID, f"corpus.cache_dir={corpus_cache}", f"out_dir={tmp_path / 'runs'}"]
+    first = run_entry(args, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    rows = _rows(tmp_path / "runs" / "token_budget-smoke" / "results.csv")
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"done"}
+    assert sorted({int(r["tokens"]) for r in rows}) == [2560, 5120]
+    assert len({r["params"] for r in rows}) == 2
+    for r in rows:  # every number traceable to its run directory
+        final = json.loads((tmp_path / "runs" / "token_budget-smoke" / "runs" / r["run_id"] / "final.json").read_text())
+        assert float(r["final_val_loss"]) == pytest.approx(final["final_val_loss"])
+        assert float(r["flops"]) == pytest.approx(final["flops"])
+
+    start = time.perf_counter()
+    second = run_entry(args, cwd=tmp_path)
+    assert second.returncode == 0
+    assert "4 finished, 0 to train" in second.stdout
+    assert time.perf_counter() - start < 30  # generous: the promise is "seconds", not a benchmark
+    assert _rows(tmp_path / "runs" / "token_budget-smoke" / "results.csv") == rows
+
+
+def test_submitit_local_launcher_runs_the_same_worker(tmp_path, corpus_cache):
+    pytest.importorskip("submitit")
+    args = [*GRID, "grid.sizes=[3.0e4]", "grid.budgets=[2560]", "launcher=submitit_local",
+            f"corpus.cache_dir={corpus_cache}", f"out_dir={tmp_path / 'runs'}"]
+    result = run_entry(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (row,) = _rows(tmp_path / "runs" / "token_budget-smoke" / "results.csv")
+    assert row["status"] == "done"
+    run_dir = tmp_path / "runs" / "token_budget-smoke" / "runs" / row["run_id"]
+    assert (run_dir / "job_id").read_text().strip()
+    assert (tmp_path / "runs" / "token_budget-smoke" / "submitit").is_dir()
+
+
+def test_data_parallel_two_processes_match_one(tmp_path, corpus_cache):
+    """DDP over 2 gloo processes with the same global batch gives the single-process losses."""
+    common = [*GRID, "grid.sizes=[3.0e4]", "grid.budgets=[5120]", "train.precision=fp32",
+              f"corpus.cache_dir={corpus_cache}"]
+    single = run_entry([*common, f"out_dir={tmp_path / 'one'}"], cwd=tmp_path)
+    assert single.returncode == 0, single.stdout + single.stderr
+    ddp = run_entry([*common, f"out_dir={tmp_path / 'two'}", "launcher.procs_per_run=2"], cwd=tmp_path)
+    assert ddp.returncode == 0, ddp.stdout + ddp.stderr
+    (a,) = _rows(tmp_path / "one" / "token_budget-smoke" / "results.csv")
+    (b,) = _rows(tmp_path / "two" / "token_budget-smoke" / "results.csv")
+    assert a["run_id"] == b["run_id"]  # same config: the process count is not part of the result
+    assert float(b["final_train_loss"]) == pytest.approx(float(a["final_train_loss"]), abs=1e-4)
+    assert float(b["final_val_loss"]) == pytest.approx(float(a["final_val_loss"]), abs=1e-4)
+    final = json.loads((tmp_path / "two" / "token_budget-smoke" / "runs" / b["run_id"] / "final.json").read_text())
+    assert final["world_size"] == 2
+
+
+def test_a_locked_run_is_left_to_its_owner(tmp_path, corpus_cache):
+    args = [*GRID, "grid.sizes=[3.0e4]", "grid.budgets=[2560]", f"corpus.cache_dir={corpus_cache}",
+            f"out_dir={tmp_path / 'runs'}"]
+    # Plan the grid (writes spec.json) without training: expand it in-process.
+    sys.path.insert(0, str(ROOT / "experiments"))
+    from experiments.run import register
+    from lab.cli import compose
+    from lab.runs import run_id
+    from lab.sweep.runner import EntryConfig, base_run_config, grid_dir_of
+    from lab.sweep.spec import expand
+    from lab.sweep.worker import write_spec
+
+    entry = compose("config", args, register, EntryConfig)
+    (plan,) = expand(base_run_config(entry), entry.grid, entry.scale)
+    run_dir = grid_dir_of(entry) if grid_dir_of(entry).is_absolute() else tmp_path / grid_dir_of(entry)
+    run_dir = run_dir / "runs" / run_id(plan.cfg)
+    write_spec(run_dir, plan.cfg, plan.axes)
+    with run_lock(run_dir):
+        worker = subprocess.run([sys.executable, "-m", "lab.sweep.worker", str(run_dir)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=120)
+    assert worker.returncode == 3 and "being trained by another process" in worker.stderr
+    assert not (run_dir / "final.json").exists()

@@ -1,0 +1,93 @@
+"""The single-run entry point for real: bad input, resume after SIGKILL, skip when finished,
+divergence recorded."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, TINY, run_entry
+
+
+def _args(cache, out, *extra):
+    return [*TINY, f"corpus.cache_dir={cache}", f"out_dir={out}", *extra]
+
+
+@pytest.mark.parametrize("override,field", [
+    ("model.not_a_field=3", "model.not_a_field"),
+    ("model.n_kv_heads=3", "model.n_kv_heads"),        # 4 heads are not a multiple of 3
+    ("model.d_model=36", "model.d_model"),             # head dim 9 is odd
+    ("train.tokens=100", "train.tokens"),              # below one batch of 4 x 32
+    ("train.schedule=linear", "train.schedule"),
+    ("corpus.quality=1.5", "corpus.quality"),
+    ("corpus=local", "corpus.path"),                   # a local corpus needs a path
+])
+def test_bad_config_fails_before_compute_with_one_line(tmp_path, corpus_cache, override, field):
+    result = run_entry(_args(corpus_cache, tmp_path / "runs", override), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {field}:"), result.stderr
+    assert not (tmp_path / "runs").exists()  # nothing was trained or written
+
+
+def test_missing_local_corpus_path(tmp_path, corpus_cache):
+    result = run_entry(_args(corpus_cache, tmp_path / "runs", "corpus=local", f"corpus.path={tmp_path}/nope.txt"),
+                       cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: corpus.path:")
+
+
+def _final(out: Path) -> dict:
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    return json.loads((run_dir / "final.json").read_text())
+
+
+def test_sigkill_then_rerun_resumes_to_the_same_final_loss(tmp_path, corpus_cache):
+    common = ["train.tokens=12800", "train.checkpoint_every=10", "train.log_every=5", "train.precision=fp32",
+              "train.eval_every=25"]
+    straight = run_entry(_args(corpus_cache, tmp_path / "a", *common), cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr
+    reference = _final(tmp_path / "a")
+    assert reference["status"] == "done" and reference["steps"] == 100
+
+    # Kill the second run hard, mid-way, at an arbitrary point after some checkpoints exist.
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, str(ROOT / "experiments" / "run.py"), *_args(corpus_cache, tmp_path / "b", *common)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if " step 35/" in line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (run_dir,) = [p for p in (tmp_path / "b").iterdir() if p.is_dir()]
+    assert not (run_dir / "final.json").exists()
+    assert (run_dir / "checkpoints").is_dir()
+
+    resumed = run_entry(_args(corpus_cache, tmp_path / "b", *common), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from step" in resumed.stdout + resumed.stderr
+    final = _final(tmp_path / "b")
+    for key in ("final_train_loss", "final_val_loss", "final_val_own_loss"):
+        assert final[key] == pytest.approx(reference[key], abs=1e-6), key
+    # metrics.jsonl reads as if never interrupted: one row per logged step, in order
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(5, 101, 5))
+
+    # Rerunning a finished run trains nothing.
+    start = time.perf_counter()
+    again = run_entry(_args(corpus_cache, tmp_path / "b", *common), cwd=tmp_path)
+    assert again.returncode == 0 and "already finished" in again.stdout
+    assert _final(tmp_path / "b") == final
+
+
+def test_divergence_is_recorded_not_a_traceback(tmp_path, corpus_cache):
+    result = run_entry(_args(corpus_cache, tmp_path / "runs", "train.tokens=6400", "train.lr=1e6",
+                             "train.grad_clip=0", "train.warmup=0"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    final = _final(tmp_path / "runs")
+    assert final["status"] == "diverged" and "non-finite loss" in final["reason"]

@@ -1,0 +1,18 @@
+"""Helpers shared by tests: the entry point as a subprocess, and tiny run settings."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Small enough to prepare in seconds, large enough for a few hundred steps of seq 32.
+TINY = ["scale=smoke", "model.vocab_size=384", "corpus.train_words=40000", "corpus.val_words=4000",
+        "corpus.pairs_per_phenomenon=20", "train.seq_len=32", "train.batch_size=4", "train.eval_tokens=2048",
+        "train.threads=1", "train.progress=lines"]
+
+
+def run_entry(args: list[str], cwd: Path, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, str(ROOT / "experiments" / "run.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout, **popen)
