@@ -1,0 +1,109 @@
+"""Every fit a table supports, with the reason for each one it does not.
+
+Runs of different data quality are never pooled into one envelope, profile or surface: Approaches
+1-3 are fitted per quality level, and the levels are tied together only by the joint quality fits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analysis.allocation_laws import AllocationLawResult
+from analysis.envelope import run_envelope
+from analysis.insufficient import InsufficientData
+from analysis.isoflop import IsoflopResult, run_isoflop
+from analysis.quality import QualityResult, run_quality
+from analysis.surface import SurfaceOptions, SurfaceResult, run_surface
+from analysis.table import LoadedTable, RunTable
+
+APPROACHES = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class FitRequest:
+    approaches: tuple[int, ...] = APPROACHES
+    n_boot: int = 200
+    seed: int = 0
+    # Reference compute for allocations; None picks a round number inside the table's range.
+    budget: float | None = None
+    surface: SurfaceOptions = field(default_factory=SurfaceOptions)
+
+
+@dataclass(frozen=True)
+class LevelFits:
+    """Fits on the runs of one quality level (quality None: the table records no quality)."""
+
+    quality: float | None
+    runs: RunTable
+    envelope: AllocationLawResult | None = None
+    isoflop: IsoflopResult | None = None
+    surface: SurfaceResult | None = None
+    # Approach number -> why it was not fitted.
+    skipped: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return "all runs" if self.quality is None else f"quality {self.quality:g}"
+
+
+@dataclass(frozen=True)
+class TableFits:
+    table: LoadedTable
+    request: FitRequest
+    budget: float
+    levels: list[LevelFits]
+    quality: QualityResult | None
+    # Why there is no quality analysis (None when there is one, or approach 3 was not asked for).
+    quality_skipped: str | None
+    notes: list[str]
+
+
+def default_budget(runs: RunTable) -> float:
+    """A power of ten near the median compute of the runs (reported allocations sit in range)."""
+    return float(10.0 ** np.round(np.median(np.log10(runs.flops))))
+
+
+def _fit_level(runs: RunTable, quality: float | None, request: FitRequest, budget: float) -> LevelFits:
+    results: dict[str, object] = {}
+    skipped: dict[int, str] = {}
+    fitters = {1: ("envelope", run_envelope), 2: ("isoflop", run_isoflop)}
+    for approach in request.approaches:
+        try:
+            if approach == 3:
+                results["surface"] = run_surface(runs, budget=budget, n_boot=request.n_boot,
+                                                 seed=request.seed, options=request.surface)
+            else:
+                name, fitter = fitters[approach]
+                results[name] = fitter(runs, budget=budget, n_boot=request.n_boot, seed=request.seed)
+        except InsufficientData as reason:
+            skipped[approach] = str(reason)
+    return LevelFits(quality=quality, runs=runs, skipped=skipped, **results)
+
+
+def fit_table(table: LoadedTable, request: FitRequest = FitRequest()) -> TableFits:
+    runs = table.runs
+    if len(runs) == 0:
+        raise InsufficientData(f"{table.source}: no usable runs (every run was excluded)")
+    notes = [note for note in [table.exclusion_note()] if note]
+    budget = request.budget if request.budget is not None else default_budget(runs)
+    levels_present = runs.quality_levels()
+    if len(levels_present) >= 2 and np.any(np.isnan(runs.quality)):
+        notes.append(f"{int(np.isnan(runs.quality).sum())} runs without a quality value are left out "
+                     "of the per-quality fits")
+    if len(levels_present) >= 2:
+        levels = [_fit_level(runs.subset(runs.quality == q), q, request, budget) for q in levels_present]
+    else:
+        levels = [_fit_level(runs, levels_present[0] if levels_present else None, request, budget)]
+
+    quality, quality_skipped = None, None
+    if 3 in request.approaches:
+        try:
+            graded = runs.subset(~np.isnan(runs.quality))
+            per_level = {level.quality: level.surface for level in levels if level.surface is not None}
+            quality = run_quality(graded, budget=budget, n_boot=request.n_boot, seed=request.seed,
+                                  options=request.surface, per_level=per_level)
+        except InsufficientData as reason:
+            quality_skipped = str(reason)
+    return TableFits(table=table, request=request, budget=budget, levels=levels, quality=quality,
+                     quality_skipped=quality_skipped, notes=notes)

@@ -1,0 +1,123 @@
+"""Runs with known ground truth: losses drawn from a chosen loss surface plus noise.
+
+Used by the correctness tests (recover the parameters within the reported intervals), by
+bench/fit_speed.py, and to render the report's figures without training anything. The layout
+written by ``write_grid`` is the grid runner's: results.csv and runs/<run_id>/{metrics.jsonl,
+final.json}.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from analysis.allocation import FLOPS_PER_PARAM_TOKEN, optimal_allocation
+from analysis.table import LoadedTable, table_from_rows
+
+RESULTS_COLUMNS = ("run_id", "status", "params", "non_embedding_params", "tokens", "flops", "quality",
+                   "corpus", "epochs", "final_train_loss", "final_val_loss", "wall_s")
+
+
+@dataclass(frozen=True)
+class TrueSurface:
+    """L = E + A/N^alpha + B/D_eff^beta with D_eff = m(q) D' (Muennighoff's D' for repeats)."""
+
+    # Defaults give losses of 3-6 nats and ~20 tokens per parameter at 1e15 FLOPs, like our runs.
+    E: float = 1.8
+    A: float = 80.0
+    B: float = 150.0
+    alpha: float = 0.32
+    beta: float = 0.30
+    # log m(q) = gamma (1 - q): gamma < 0 makes web tokens worth less than textbook tokens.
+    quality_gamma: float = 0.0
+    repeat_decay: float = 15.4
+
+    def effective_tokens(self, tokens, quality=1.0, epochs=1.0) -> np.ndarray:
+        epochs = np.asarray(epochs, dtype=float)
+        unique = tokens / epochs
+        repeated = unique * (1.0 + self.repeat_decay * (1.0 - np.exp(-(epochs - 1.0) / self.repeat_decay)))
+        return np.exp(self.quality_gamma * (1.0 - np.asarray(quality, dtype=float))) * repeated
+
+    def loss(self, params, tokens, quality=1.0, epochs=1.0) -> np.ndarray:
+        tokens_eff = self.effective_tokens(np.asarray(tokens, dtype=float), quality, epochs)
+        return self.E + self.A / np.power(params, self.alpha) + self.B / np.power(tokens_eff, self.beta)
+
+    def optimal_params(self, compute: float, quality: float = 1.0) -> float:
+        multiplier = np.exp(self.quality_gamma * (1.0 - quality))
+        return float(optimal_allocation(compute, self.A, self.B * multiplier ** -self.beta,
+                                        self.alpha, self.beta).params)
+
+
+def isoflop_rows(surface: TrueSurface, budgets: list[float], *, sizes_per_budget: int = 7,
+                 span_dex: float = 0.6, noise: float = 0.01, seed: int = 0,
+                 qualities: tuple[float, ...] = (1.0,), epochs: tuple[float, ...] = (1.0,)
+                 ) -> list[dict]:
+    """One IsoFLOP profile per (budget, quality, epochs): sizes spaced evenly in log N around the
+    true optimum (+/- span_dex), D = C / (6 N), loss times exp(noise * standard normal)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for quality in qualities:
+        for repeat in epochs:
+            for budget in budgets:
+                centre = np.log10(surface.optimal_params(budget, quality))
+                for log_params in np.linspace(centre - span_dex, centre + span_dex, sizes_per_budget):
+                    params = float(round(10.0 ** log_params))
+                    tokens = float(round(budget / (FLOPS_PER_PARAM_TOKEN * params)))
+                    clean = float(surface.loss(params, tokens, quality, repeat))
+                    loss = clean * float(np.exp(noise * rng.standard_normal()))
+                    rows.append({
+                        "run_id": f"q{quality:g}-e{repeat:g}-C{budget:.0e}-N{params:.3g}".replace("+", ""),
+                        "status": "done", "params": params, "non_embedding_params": round(0.8 * params),
+                        "tokens": tokens, "flops": FLOPS_PER_PARAM_TOKEN * params * tokens,
+                        "quality": quality, "corpus": "synthetic", "epochs": repeat,
+                        "final_train_loss": loss * 0.99, "final_val_loss": loss, "wall_s": 1.0,
+                    })
+    return rows
+
+
+def as_table(rows: list[dict], source: str = "synthetic") -> LoadedTable:
+    """Rows through the same text parsing as a CSV file, without writing one."""
+    text_rows = [{key: str(value) for key, value in row.items()} for row in rows]
+    header = list(dict.fromkeys(key for row in text_rows for key in row))
+    return table_from_rows(text_rows, header, source=source)
+
+
+def write_results_csv(rows: list[dict], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(RESULTS_COLUMNS) + sorted({key for row in rows for key in row} - set(RESULTS_COLUMNS))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+    return path
+
+
+def write_grid(grid_dir: Path, rows: list[dict], surface: TrueSurface, *, logged_steps: int = 12) -> Path:
+    """results.csv plus a run directory per row with a loss curve that ends at the run's loss."""
+    grid_dir = Path(grid_dir)
+    write_results_csv(rows, grid_dir / "results.csv")
+    for row in rows:
+        run_dir = grid_dir / "runs" / row["run_id"]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fractions = np.linspace(1.0 / logged_steps, 1.0, logged_steps)
+        end_clean = float(surface.loss(row["params"], row["tokens"], row["quality"], row["epochs"]))
+        final = row["final_val_loss"]
+        # A run without a final loss (diverged, failed) logs the clean curve and no validation.
+        shift = final - end_clean if isinstance(final, float) else 0.0
+        with (run_dir / "metrics.jsonl").open("w") as handle:
+            for step, fraction in enumerate(fractions, start=1):
+                tokens_seen = fraction * row["tokens"]
+                # The surface at the tokens seen so far, shifted so the curve ends at the final loss.
+                loss = float(surface.loss(row["params"], tokens_seen, row["quality"], row["epochs"]))
+                loss += shift
+                record = {"step": step * 10, "tokens": tokens_seen, "loss": loss, "lr": 1e-3,
+                          "grad_norm": 1.0, "tokens_per_s": 1e5, "mfu": 0.1}
+                if step == logged_steps and isinstance(final, float):
+                    record["val_loss"] = final
+                handle.write(json.dumps(record) + "\n")
+        (run_dir / "final.json").write_text(json.dumps({"val_loss": final, "status": row["status"]}))
+    return grid_dir

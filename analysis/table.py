@@ -1,0 +1,166 @@
+"""Reading a table of runs (CSV) into typed arrays, and setting aside the runs a fit must not use.
+
+Only rows with status "done" (or no status column) and a finite positive loss, size and token
+count enter the fits; every other row is kept as an ``ExcludedRun`` with its reason so that the
+entry points can say what was left out.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from analysis.allocation import FLOPS_PER_PARAM_TOKEN
+from lab.errors import ConfigError
+
+# The grid runner writes final_val_loss; hand-made tables may just call it loss.
+LOSS_COLUMNS = ("final_val_loss", "loss")
+PARAMS_COLUMNS = ("params", "non_embedding_params")
+DONE = "done"
+
+
+@dataclass(frozen=True)
+class RunTable:
+    """Usable runs as parallel arrays; NaN marks a value the table does not have."""
+
+    run_ids: tuple[str, ...]
+    params: np.ndarray
+    tokens: np.ndarray
+    # Training FLOPs: the table's column where present, else 6 N D.
+    flops: np.ndarray
+    loss: np.ndarray
+    # Fraction of textbook-grade data (1 = textbook, 0 = web); NaN when not recorded.
+    quality: np.ndarray
+    # Passes over the unique tokens; 1 when not recorded.
+    epochs: np.ndarray
+    # The grid's nominal budget of each run; NaN when the table has no flops_budget column.
+    flops_budget: np.ndarray
+    blimp_acc: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.run_ids)
+
+    def subset(self, rows: np.ndarray) -> RunTable:
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        return RunTable(
+            run_ids=tuple(self.run_ids[i] for i in rows),
+            **{name: getattr(self, name)[rows] for name in _ARRAY_FIELDS},
+        )
+
+    def quality_levels(self) -> list[float]:
+        known = self.quality[~np.isnan(self.quality)]
+        return sorted(float(q) for q in np.unique(known))
+
+    @property
+    def has_repeats(self) -> bool:
+        return bool(np.any(self.epochs > 1.0))
+
+
+_ARRAY_FIELDS = ("params", "tokens", "flops", "loss", "quality", "epochs", "flops_budget", "blimp_acc")
+
+
+@dataclass(frozen=True)
+class ExcludedRun:
+    run_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class LoadedTable:
+    source: str
+    runs: RunTable
+    excluded: tuple[ExcludedRun, ...] = field(default_factory=tuple)
+    loss_column: str = "final_val_loss"
+    params_column: str = "params"
+
+    @property
+    def total_rows(self) -> int:
+        return len(self.runs) + len(self.excluded)
+
+    def exclusion_note(self) -> str | None:
+        if not self.excluded:
+            return None
+        listed = ", ".join(f"{run.run_id} ({run.reason})" for run in self.excluded)
+        return (f"excluded {len(self.excluded)} of {self.total_rows} runs from the fits: {listed}")
+
+
+def read_table(path: str | Path, params_column: str = "params") -> LoadedTable:
+    """Read a CSV of runs. Raises ConfigError (one-line message) for a missing file or column."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("table", f"no such file: {path}")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        rows = list(reader)
+    return table_from_rows(rows, header, source=str(path), params_column=params_column)
+
+
+def table_from_rows(rows: list[dict[str, str]], header: list[str], *, source: str,
+                    params_column: str = "params") -> LoadedTable:
+    if params_column not in PARAMS_COLUMNS:
+        raise ConfigError("params_column", f"must be one of {', '.join(PARAMS_COLUMNS)}")
+    loss_column = next((name for name in LOSS_COLUMNS if name in header), None)
+    missing = [name for name in (params_column, "tokens") if name not in header]
+    if loss_column is None:
+        missing.append(" or ".join(LOSS_COLUMNS))
+    if missing:
+        raise ConfigError("table", f"{source} lacks column(s) {', '.join(missing)} "
+                                   f"(have: {', '.join(header) or 'none'})")
+    if not rows:
+        raise ConfigError("table", f"{source} has no rows")
+
+    def column(name: str, default: float = math.nan) -> np.ndarray:
+        if name not in header:
+            return np.full(len(rows), default)
+        return np.array([_parse_number(row.get(name), name, source) for row in rows])
+
+    run_ids = tuple(row.get("run_id") or f"row{i + 1}" for i, row in enumerate(rows))
+    statuses = [(row.get("status") or DONE).strip().lower() for row in rows]
+    params = column(params_column)
+    tokens = column("tokens")
+    loss = column(loss_column)
+    flops = column("flops")
+    flops = np.where(np.isfinite(flops) & (flops > 0), flops, FLOPS_PER_PARAM_TOKEN * params * tokens)
+    epochs = column("epochs", 1.0)
+    epochs = np.where(np.isfinite(epochs) & (epochs > 0), epochs, 1.0)
+    everything = RunTable(run_ids=run_ids, params=params, tokens=tokens, flops=flops, loss=loss,
+                          quality=column("quality"), epochs=epochs,
+                          flops_budget=column("flops_budget"), blimp_acc=column("blimp_acc"))
+
+    keep, excluded = [], []
+    for i, (run_id, status) in enumerate(zip(run_ids, statuses)):
+        reason = _exclusion_reason(status, params[i], tokens[i], loss[i], loss_column, params_column)
+        if reason is None:
+            keep.append(i)
+        else:
+            excluded.append(ExcludedRun(run_id, reason))
+    return LoadedTable(source=source, runs=everything.subset(np.array(keep, dtype=int)),
+                       excluded=tuple(excluded), loss_column=loss_column, params_column=params_column)
+
+
+def _exclusion_reason(status: str, params: float, tokens: float, loss: float,
+                      loss_column: str, params_column: str) -> str | None:
+    if status != DONE:
+        return status
+    if not (math.isfinite(loss) and loss > 0):
+        return f"no finite positive {loss_column}"
+    if not (math.isfinite(params) and params > 0):
+        return f"no positive {params_column}"
+    if not (math.isfinite(tokens) and tokens > 0):
+        return "no positive tokens"
+    return None
+
+
+def _parse_number(text: str | None, column: str, source: str) -> float:
+    if text is None or text.strip() == "" or text.strip().lower() in ("nan", "none", "null"):
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError("table", f"{source}: column {column} has a non-number {text!r}") from None

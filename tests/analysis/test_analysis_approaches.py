@@ -1,0 +1,88 @@
+"""Approaches 1 and 2 on synthetic IsoFLOP grids with known compute-optimal exponents."""
+import numpy as np
+import pytest
+
+from analysis.compute_groups import group_by_compute
+from analysis.envelope import envelope_indices, run_envelope
+from analysis.insufficient import InsufficientData
+from analysis.isoflop import fit_profiles, run_isoflop
+from analysis.synthetic import TrueSurface, as_table, isoflop_rows
+
+TRUTH = TrueSurface()
+A_TRUE = TRUTH.beta / (TRUTH.alpha + TRUTH.beta)
+BUDGETS = [1e13, 3e13, 1e14, 3e14, 1e15, 3e15]
+
+
+
+def test_isoflop_recovers_allocation_exponents_within_intervals():
+    runs = as_table(isoflop_rows(TRUTH, BUDGETS, sizes_per_budget=9, noise=0.01, seed=2)).runs
+    result = run_isoflop(runs, budget=1e14, n_boot=300, seed=0).allocation
+    est = result.estimates
+    assert est["params_exponent"].contains(A_TRUE), est["params_exponent"].format()
+    assert est["tokens_exponent"].contains(1 - A_TRUE), est["tokens_exponent"].format()
+    true_params = TRUTH.optimal_params(1e14)
+    assert est["params_at_budget"].contains(true_params), est["params_at_budget"].format()
+    assert est["params_exponent"].high - est["params_exponent"].low < 0.15
+    assert len(result.optima["compute"]) == len(BUDGETS)
+
+
+def test_isoflop_noise_free_minima_are_the_true_optima():
+    runs = as_table(isoflop_rows(TRUTH, BUDGETS, sizes_per_budget=9, span_dex=0.4, noise=0.0)).runs
+    result = run_isoflop(runs, budget=1e14, n_boot=0, seed=0)
+    for profile in result.profiles:
+        # The parabola is a second-order approximation: a few percent in N at most.
+        assert profile.optimal_params == pytest.approx(TRUTH.optimal_params(profile.budget), rel=0.05)
+    assert result.allocation.laws.params.exponent == pytest.approx(A_TRUE, abs=0.01)
+    assert result.allocation.laws.tokens.exponent == pytest.approx(1 - A_TRUE, abs=0.01)
+
+
+def test_envelope_recovers_exponent_within_interval():
+    runs = as_table(isoflop_rows(TRUTH, BUDGETS, sizes_per_budget=15, noise=0.005, seed=4)).runs
+    result = run_envelope(runs, budget=1e14, n_boot=300, seed=0)
+    assert result.estimates["params_exponent"].contains(A_TRUE), result.estimates["params_exponent"].format()
+    assert result.estimates["tokens_exponent"].contains(1 - A_TRUE)
+    assert len(result.optima["run_ids"]) == len(BUDGETS)
+
+
+def test_envelope_keeps_the_best_run_per_bin_that_beats_smaller_budgets():
+    flops = np.array([1.0, 1.02, 3.0, 3.05, 10.0, 10.1])
+    loss = np.array([5.0, 4.8, 4.9, 4.5, 4.6, 4.7])  # the bin at 10 never beats the bin at 3
+    groups = np.array([0, 0, 1, 1, 2, 2])
+    assert envelope_indices(flops, loss, groups).tolist() == [1, 3]
+
+
+def test_compute_groups_use_the_budget_column_or_gaps():
+    rows = isoflop_rows(TRUTH, [1e14, 2e14], sizes_per_budget=5, noise=0.0)
+    for row in rows:
+        row["flops_budget"] = 1e14 if row["run_id"].find("C1e14") >= 0 else 2e14
+    with_column = group_by_compute(as_table(rows).runs)
+    assert with_column.from_budget_column and with_column.budgets.tolist() == [1e14, 2e14]
+    without_column = [{k: v for k, v in row.items() if k != "flops_budget"} for row in rows]
+    by_gaps = group_by_compute(as_table(without_column).runs)
+    assert not by_gaps.from_budget_column and by_gaps.count == 2
+    assert np.all(by_gaps.spread_dex < 0.01)
+
+
+def test_profile_with_minimum_outside_sampled_sizes_is_skipped_with_reason():
+    rows = isoflop_rows(TRUTH, [1e14, 1e15], sizes_per_budget=5, span_dex=0.5, noise=0.0)
+    # Keep only sizes below the optimum at 1e15: the loss falls monotonically, no interior minimum.
+    optimum = TRUTH.optimal_params(1e15)
+    rows = [r for r in rows if "C1e14" in r["run_id"] or r["params"] < optimum * 0.9]
+    runs = as_table(rows).runs
+    profiles, notes = fit_profiles(runs, group_by_compute(runs))
+    assert len(profiles) == 1
+    assert any("outside the sampled range" in note or "distinct sizes" in note for note in notes), notes
+    with pytest.raises(InsufficientData, match="at least 2 IsoFLOP profiles"):
+        run_isoflop(runs, budget=1e14, n_boot=0, seed=0)
+
+
+def test_scatter_design_is_not_taken_for_isoflop_profiles():
+    rng = np.random.default_rng(0)
+    params, tokens = 10 ** rng.uniform(5, 7, 30), 10 ** rng.uniform(7, 9, 30)
+    rows = [{"run_id": f"r{i}", "params": p, "tokens": d, "loss": float(TRUTH.loss(p, d))}
+            for i, (p, d) in enumerate(zip(params, tokens))]
+    runs = as_table(rows).runs
+    profiles, _ = fit_profiles(runs, group_by_compute(runs))
+    assert len(profiles) < 2  # a chance triple at near-equal compute may still form one
+    with pytest.raises(InsufficientData, match="approach 2 needs at least 2 IsoFLOP profiles"):
+        run_isoflop(runs, budget=1e14, n_boot=0, seed=0)

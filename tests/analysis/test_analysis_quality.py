@@ -1,0 +1,82 @@
+"""Data quality (effective-data multiplier) and repeated data (Muennighoff's D')."""
+import numpy as np
+import pytest
+
+from analysis.quality import equal_loss_token_worth, run_quality
+from analysis.references import MUENNIGHOFF
+from analysis.surface import SurfaceOptions, run_surface
+from analysis.synthetic import TrueSurface, as_table, isoflop_rows
+
+BUDGETS = [1e13, 3e13, 1e14, 3e14, 1e15]
+GAMMA = -1.0  # one textbook token is worth e = 2.72 web tokens
+
+
+
+@pytest.fixture(scope="module")
+def quality_result():
+    truth = TrueSurface(quality_gamma=GAMMA)
+    runs = as_table(isoflop_rows(truth, BUDGETS, noise=0.01, seed=1, qualities=(0.0, 0.5, 1.0))).runs
+    return truth, run_quality(runs, budget=1e14, n_boot=200, seed=0)
+
+
+def test_quality_multiplier_recovered_within_interval(quality_result):
+    truth, result = quality_result
+    gamma = result.joint["exponential"].estimates["gamma"]
+    assert gamma.contains(GAMMA), gamma.format()
+    assert gamma.high - gamma.low < 0.3
+    for q in result.levels:
+        true_multiplier = np.exp(GAMMA * (1 - q))
+        assert result.multipliers["exponential"][q].contains(true_multiplier)
+        assert result.multipliers["per_level"][q].contains(true_multiplier), (q, result.multipliers)
+    assert result.token_worth["joint exponential"].contains(np.e)
+    assert result.token_worth["per-level fits, equal loss"].contains(np.e)
+
+
+def test_compute_optimal_split_moves_towards_data_for_worse_data(quality_result):
+    truth, result = quality_result
+    joint = result.allocation["joint exponential"]
+    ratios = [joint[q]["tokens_per_param_at_budget"].value for q in result.levels]
+    assert ratios[0] > ratios[1] > ratios[2]  # web data: more tokens per parameter
+    # Under D_eff = m D the ratio scales as m^(-2 beta/(alpha+beta)).
+    expected = np.exp(GAMMA) ** (-2 * truth.beta / (truth.alpha + truth.beta))
+    assert ratios[0] / ratios[2] == pytest.approx(expected, rel=0.15)
+
+
+def test_equal_loss_worth_is_the_multiplier_for_a_pure_data_multiplier():
+    """Two surfaces that differ only by D_eff = m D: low-quality tokens needed = 1/m exactly."""
+    law, m = TrueSurface(), 0.4
+    high = np.array([np.log(law.A), np.log(law.B), np.log(law.E), law.alpha, law.beta])
+    low = high.copy()
+    low[1] = np.log(law.B * m ** -law.beta)
+    for budget in (1e13, 1e16):
+        assert equal_loss_token_worth(high, low, budget)[0] == pytest.approx(1 / m, rel=1e-10)
+    unreachable = high.copy()
+    unreachable[2] = np.log(10.0)  # E above the loss the high-quality optimum reaches
+    assert np.isinf(equal_loss_token_worth(high, unreachable, 1e14)[0])
+
+
+def test_single_quality_level_is_refused_with_a_reason():
+    from analysis.insufficient import InsufficientData
+    runs = as_table(isoflop_rows(TrueSurface(), BUDGETS[:3], noise=0.0)).runs
+    with pytest.raises(InsufficientData, match="at least 2 quality levels"):
+        run_quality(runs, budget=1e14, n_boot=0, seed=0)
+
+
+def test_repeated_data_uses_muennighoff_effective_tokens():
+    truth = TrueSurface(repeat_decay=MUENNIGHOFF.R_D_star)
+    rows = isoflop_rows(truth, BUDGETS, noise=0.0, epochs=(1.0, 4.0, 16.0, 40.0))
+    runs = as_table(rows).runs
+    corrected = run_surface(runs, budget=1e14, n_boot=0, seed=0)
+    assert any("Muennighoff" in note for note in corrected.notes)
+    for name in ("alpha", "beta", "E"):
+        assert corrected.estimates[name].value == pytest.approx(getattr(truth, name), rel=5e-3)
+    naive = run_surface(runs, budget=1e14, n_boot=0, seed=0, options=SurfaceOptions(repeat_correction=False))
+    assert naive.fit.objective > 100 * corrected.fit.objective
+
+
+def test_repeat_decay_recovered_when_fitted():
+    truth = TrueSurface(repeat_decay=6.0)
+    runs = as_table(isoflop_rows(truth, BUDGETS, noise=0.005, seed=0, epochs=(1.0, 4.0, 16.0, 40.0))).runs
+    result = run_surface(runs, budget=1e14, n_boot=100, seed=0, options=SurfaceOptions(fit_repeat_decay=True))
+    assert result.estimates["repeat_decay"].contains(6.0), result.estimates["repeat_decay"].format()
+    assert result.estimates["repeat_decay"].value == pytest.approx(6.0, rel=0.15)

@@ -1,0 +1,120 @@
+"""analysis.report: the full report on a synthetic grid, byte-identical rebuilds, degraded inputs."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.report import write_report
+from analysis.synthetic import TrueSurface, isoflop_rows, write_grid, write_results_csv
+
+ROOT = Path(__file__).resolve().parents[2]
+SURFACE = TrueSurface(quality_gamma=-1.0)
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> Path:
+    rows = isoflop_rows(SURFACE, [1e13, 1e14, 1e15], sizes_per_budget=6, noise=0.01, seed=0,
+                        qualities=(0.0, 1.0))
+    rows[0]["status"], rows[0]["final_val_loss"] = "diverged", ""
+    for i, row in enumerate(rows):
+        row["blimp_acc"] = 0.6 + 0.01 * (i % 5)
+    return write_grid(tmp_path_factory.mktemp("grid") / "grid", rows, SURFACE, logged_steps=5)
+
+
+@pytest.fixture(scope="module")
+def report(grid) -> Path:
+    return write_report(grid, bootstrap=20, seed=0)
+
+
+def test_report_has_every_section_and_figure(report, capsys):
+    text = report.read_text()
+    assert report == report.parent.parent / "report" / "report.md"
+    for heading in ("## Notes", "## Loss curves", "## Fits: quality 0", "## Fits: quality 1",
+                    "### Approach 1", "### Approach 2", "### Approach 3", "## Data quality",
+                    "## BLiMP-style accuracy", "## Runs", "## References"):
+        assert heading in text, heading
+    assert "q0-e1-C1e13" in text and "diverged" in text
+    assert "Epoch 0.3478 ± 0.02" in text and "Besiroglu" in text
+    figures = report.parent / "figures"
+    for name in ("loss_curves", "isoflop_q0", "isoflop_q1", "loss_vs_compute_q1", "allocation_q0",
+                 "residuals_q1", "quality", "blimp"):
+        for suffix in ("png", "pdf", "json"):
+            assert (figures / f"{name}.{suffix}").stat().st_size > 0, f"{name}.{suffix}"
+        assert f"figures/{name}.png" in text
+    fits = json.loads((report.parent / "fits.json").read_text())
+    assert fits["quality"]["web_tokens_per_textbook_token"]["joint exponential"]["value"] > 1
+
+
+def test_figure_json_holds_the_plotted_numbers_and_run_ids(report, grid):
+    figures = report.parent / "figures"
+    isoflop = json.loads((figures / "isoflop_q1.json").read_text())
+    assert len(isoflop["profiles"]) == 3
+    profile = isoflop["profiles"][0]
+    assert len(profile["run_ids"]) == len(profile["params"]) == len(profile["loss"]) == 6
+    residuals = json.loads((figures / "residuals_q0.json").read_text())
+    assert len(residuals["run_ids"]) == 17  # one q=0 run diverged
+    assert residuals["rms"] == pytest.approx(np.sqrt(np.mean(np.square(residuals["residual_log_loss"]))))
+    curves = json.loads((figures / "loss_curves.json").read_text())
+    assert len(curves["runs"]) == 35 and len(curves["runs"][0]["loss"]) == 5
+
+
+def test_rebuild_in_another_process_is_byte_identical(report, grid, tmp_path):
+    """Same runs -> same bytes, whatever the hash seed (the papers build relies on it)."""
+    copy = tmp_path / "grid"
+    shutil.copytree(grid, copy, ignore=shutil.ignore_patterns("report"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONHASHSEED="12345")
+    done = subprocess.run([sys.executable, "-m", "analysis.report", str(copy), "--bootstrap", "20"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == str(copy / "report" / "report.md")
+    originals = sorted(p.relative_to(report.parent) for p in report.parent.rglob("*") if p.is_file())
+    rebuilt = sorted(p.relative_to(copy / "report") for p in (copy / "report").rglob("*") if p.is_file())
+    assert originals == rebuilt
+    different = [str(p) for p in originals
+                 if (report.parent / p).read_bytes() != (copy / "report" / p).read_bytes()]
+    assert different == []
+
+
+def test_too_small_grid_writes_a_report_with_reasons(tmp_path, capsys):
+    rows = isoflop_rows(TrueSurface(), [1e14], sizes_per_budget=4, noise=0.01)
+    write_results_csv(rows, tmp_path / "results.csv")
+    report = write_report(tmp_path, bootstrap=10)
+    printed = capsys.readouterr().out
+    assert "approach 3 skipped: approach 3 fits 5 parameters and needs at least 6 runs, got 4" in printed
+    assert "approach 1 skipped" in printed and "approach 2 skipped" in printed
+    assert "no run has a metrics.jsonl" in printed
+    text = report.read_text()
+    assert "*Approach 3 skipped:*" in text and "## Runs" in text
+
+
+def test_scatter_design_skips_only_the_isoflop_parts(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    params, tokens = 10 ** rng.uniform(5, 6.5, 24), 10 ** rng.uniform(7, 8.5, 24)
+    rows = [{"run_id": f"r{i}", "status": "done", "params": p, "tokens": d,
+             "final_val_loss": float(TrueSurface().loss(p, d))} for i, (p, d) in enumerate(zip(params, tokens))]
+    write_results_csv(rows, tmp_path / "results.csv")
+    text = write_report(tmp_path, bootstrap=10).read_text()
+    assert "*Approach 2 skipped:*" in text
+    assert "### Approach 3" in text and (tmp_path / "report" / "figures" / "residuals.png").is_file()
+
+
+def test_every_run_failed_still_writes_a_report(tmp_path, capsys):
+    rows = isoflop_rows(TrueSurface(), [1e14], sizes_per_budget=3, noise=0.0)
+    for row in rows:
+        row["status"], row["final_val_loss"] = "failed", ""
+    write_results_csv(rows, tmp_path / "results.csv")
+    text = write_report(tmp_path).read_text()
+    assert "no fits" in capsys.readouterr().out
+    assert "excluded 3 of 3 runs" in text
+
+
+def test_missing_results_is_an_error_line(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-m", "analysis.report", str(tmp_path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.startswith("error: table: no such file")
