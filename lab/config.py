@@ -40,6 +40,9 @@ class ModelConfig:
 class TrainConfig:
     # Token budget D: the run trains floor(tokens / (batch_size * seq_len)) optimizer steps.
     tokens: float = 2e6
+    # Budget in words seen instead (BabyLM's unit); converted to tokens with the training
+    # split's own tokens-per-word ratio. When set, `tokens` is ignored and snapshots count words.
+    words: float | None = None
     # Sequences per optimizer step (global batch).
     batch_size: int = 16
     # Sequences per forward/backward; batch_size / micro_batch_size accumulation steps.
@@ -75,7 +78,7 @@ class TrainConfig:
     max_epochs: float = 1.0
     # Progress bar: "auto" (a bar on a terminal, plain lines otherwise), "bar", "lines", "none".
     progress: str = "auto"
-    # Permanent weight snapshots, name -> tokens seen (e.g. BabyLM's chck_1M at 1M words):
+    # Permanent weight snapshots, name -> tokens (or words) seen (e.g. BabyLM's chck_1M):
     # saved under <run>/snapshots/<name> at the first step that reaches the count, never pruned.
     snapshots: dict[str, float] = field(default_factory=dict)
 
@@ -121,13 +124,14 @@ def validate_model(m: ModelConfig, prefix: str = "model") -> None:
 
 def validate_train(t: TrainConfig, prefix: str = "train") -> None:
     _require(t.tokens > 0, f"{prefix}.tokens", f"must be > 0, got {t.tokens}")
+    _require(t.words is None or t.words > 0, f"{prefix}.words", f"must be > 0, got {t.words}")
     _require(t.batch_size >= 1, f"{prefix}.batch_size", "must be >= 1")
     _require(t.seq_len >= 2, f"{prefix}.seq_len", "must be >= 2")
     micro = t.micro_batch_size or t.batch_size
     _require(micro >= 1 and t.batch_size % micro == 0, f"{prefix}.micro_batch_size",
              f"batch_size={t.batch_size} is not a multiple of micro_batch_size={micro}")
     tokens_per_step = t.batch_size * t.seq_len
-    _require(t.tokens >= tokens_per_step, f"{prefix}.tokens",
+    _require(t.words is not None or t.tokens >= tokens_per_step, f"{prefix}.tokens",
              f"budget {t.tokens:.0f} is smaller than one batch "
              f"(batch_size*seq_len = {tokens_per_step})")
     _require(t.lr > 0, f"{prefix}.lr", f"must be > 0, got {t.lr}")

@@ -36,9 +36,13 @@ class Plan:
     unique_tokens: int
 
 
-def make_plan(t: TrainConfig, sampler: WindowSampler, world_size: int = 1) -> Plan:
+def make_plan(t: TrainConfig, sampler: WindowSampler, world_size: int = 1, tokens_per_word: float = 1.0) -> Plan:
     tokens_per_step = t.batch_size * t.seq_len
-    steps = int(t.tokens // tokens_per_step)
+    budget = t.tokens if t.words is None else t.words * tokens_per_word
+    steps = int(budget // tokens_per_step)
+    if steps < 1:
+        raise ConfigError("train.words" if t.words else "train.tokens",
+                          f"budget of {budget:.0f} tokens is smaller than one batch ({tokens_per_step})")
     micro = t.micro_batch_size or t.batch_size // world_size
     if micro < 1 or t.batch_size % (micro * world_size) != 0:
         raise ConfigError("train.micro_batch_size",
@@ -123,11 +127,12 @@ def evaluate(model, tokens: np.ndarray, byte_lengths: np.ndarray, t: TrainConfig
     return {"loss": nats / n_tokens, "bpb": nats / math.log(2) / max(1, n_bytes), "tokens": n_tokens}
 
 
-def snapshots_due(t: TrainConfig, plan: Plan, done: int, run_dir: Path) -> list[str]:
-    """Snapshots whose token count is first reached at step `done` (or missing after a resume)."""
+def snapshots_due(t: TrainConfig, plan: Plan, done: int, run_dir: Path, tokens_per_word: float) -> list[str]:
+    """Snapshots whose count is first reached at step `done` (or missing after a resume)."""
+    unit = tokens_per_word if t.words is not None else 1.0
     due = []
-    for name, tokens in t.snapshots.items():
-        step = min(plan.steps, max(1, math.ceil(tokens / plan.tokens_per_step)))
+    for name, count in t.snapshots.items():
+        step = min(plan.steps, max(1, math.ceil(count * unit / plan.tokens_per_step)))
         if step <= done and not (run_dir / "snapshots" / name).is_dir():
             due.append(name)
     return due
@@ -146,7 +151,9 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
     precision = choose(t.device, t.precision)
     torch.manual_seed(cfg.seed)
     sampler = WindowSampler(corpus.tokens("train"), t.seq_len, cfg.seed)
-    plan = make_plan(t, sampler, world)
+    split = corpus.manifest["splits"]["train"]
+    tokens_per_word = split["tokens"] / max(1, split["words"])
+    plan = make_plan(t, sampler, world, tokens_per_word)
     model = Llama(cfg.model).to(precision.device)
     optimizer = build_optimizer(model, t, precision.device)
     shape = describe(cfg.model, t.seq_len)
@@ -202,7 +209,7 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
             window_start, window_losses = time.perf_counter(), []
         if t.checkpoint_every and done % t.checkpoint_every == 0 and done != plan.steps:
             save(done)
-        for name in snapshots_due(t, plan, done, run_dir) if is_writer else ():
+        for name in snapshots_due(t, plan, done, run_dir, tokens_per_word) if is_writer else ():
             checkpoint.save_snapshot(run_dir, name, done, done * plan.tokens_per_step, model)
     else:
         if ckpt is None or ckpt.step != plan.steps:  # else: killed after its final save
@@ -214,6 +221,7 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
              "flops": flops_per_step * plan.steps, "epochs": plan.epochs, "unique_tokens": plan.unique_tokens,
              "params": shape["params"], "non_embedding_params": shape["non_embedding_params"],
              "flops_per_token": shape["flops_per_token"], "wall_s": wall_s,
+             "words": plan.tokens / tokens_per_word, "tokens_per_word": tokens_per_word,
              "precision": precision.dtype, "precision_reason": precision.reason, "device": precision.device,
              "world_size": world}
     rows = _recent_losses(run_dir / "metrics.jsonl") if is_writer else []

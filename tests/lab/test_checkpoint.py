@@ -1,0 +1,49 @@
+"""Checkpoints: atomic layout, checksums, fallback past a corrupt newest one."""
+import torch
+
+from lab import checkpoint
+from lab.config import ModelConfig
+from lab.model import Llama
+
+
+def _model(seed):
+    torch.manual_seed(seed)
+    return Llama(ModelConfig(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, vocab_size=40))
+
+
+def test_save_load_round_trip_and_pruning(tmp_path):
+    for step in (10, 20, 30):
+        checkpoint.save(tmp_path, step, _model(step), {"step": step, "x": torch.arange(3)}, keep=2)
+    names = [p.name for p in checkpoint.list_checkpoints(tmp_path)]
+    assert names == ["step_00000020", "step_00000030"]
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".tmp")]
+    ck = checkpoint.load_latest(tmp_path)
+    assert ck.step == 30 and torch.equal(ck.train_state["x"], torch.arange(3))
+    fresh = _model(0)
+    checkpoint.load_model_weights(fresh, ck.model_state)
+    for a, b in zip(fresh.state_dict().values(), _model(30).state_dict().values()):
+        assert torch.equal(a, b)
+    assert fresh.lm_head.weight is fresh.embed.weight  # tying survives a load
+
+
+def test_corrupt_newest_falls_back_with_message(tmp_path):
+    checkpoint.save(tmp_path, 1, _model(1), {"step": 1}, keep=3)
+    newest = checkpoint.save(tmp_path, 2, _model(2), {"step": 2}, keep=3)
+    blob = bytearray((newest / "model.safetensors").read_bytes())
+    blob[-5] ^= 0xFF
+    (newest / "model.safetensors").write_bytes(bytes(blob))
+    messages = []
+    ck = checkpoint.load_latest(tmp_path, log=messages.append)
+    assert ck.step == 1
+    assert len(messages) == 1 and "checksum mismatch" in messages[0] and "step_00000002" in messages[0]
+
+
+def test_half_written_checkpoint_is_ignored(tmp_path):
+    checkpoint.save(tmp_path, 5, _model(5), {"step": 5}, keep=3)
+    # a kill between writing files and the rename leaves only a hidden temp directory
+    (tmp_path / "checkpoints" / ".tmp-step_00000006-123").mkdir()
+    # a directory with a valid name but no meta.json (never produced by save) is also skipped
+    (tmp_path / "checkpoints" / "step_00000007").mkdir()
+    messages = []
+    assert checkpoint.load_latest(tmp_path, log=messages.append).step == 5
+    assert "meta.json" in messages[0]

@@ -1,0 +1,32 @@
+import math
+
+import pytest
+
+from lab.config import TrainConfig
+from lab.schedule import lr_at, warmup_steps
+
+
+def test_cosine_warms_up_linearly_then_decays_to_floor():
+    cfg = TrainConfig(lr=1.0, warmup=10, min_lr_ratio=0.1, schedule="cosine")
+    lrs = [lr_at(s, 110, cfg) for s in range(110)]
+    assert lrs[:10] == pytest.approx([(s + 1) / 10 for s in range(10)])
+    assert lrs[10] == pytest.approx(1.0)
+    # halfway through the decay the cosine is at the midpoint of peak and floor
+    assert lrs[60] == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 0.5)))
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lrs[-1] == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 99 / 100)))
+
+
+def test_wsd_holds_the_peak_then_decays_linearly_over_the_final_fraction():
+    cfg = TrainConfig(lr=2.0, warmup=0.1, min_lr_ratio=0.0, schedule="wsd", decay_fraction=0.2)
+    total = 100
+    lrs = [lr_at(s, total, cfg) for s in range(total)]
+    assert warmup_steps(cfg, total) == 10
+    assert lrs[10:80] == pytest.approx([2.0] * 70)
+    assert lrs[80] == pytest.approx(2.0 * (1 - 1 / 20))
+    assert lrs[-1] == pytest.approx(0.0)
+
+
+def test_constant_and_no_warmup():
+    cfg = TrainConfig(lr=0.5, warmup=0, schedule="constant")
+    assert {lr_at(s, 7, cfg) for s in range(7)} == {0.5}
