@@ -32,6 +32,9 @@ class CorpusConfig:
     min_score: float | None = None
     # Where prepared corpora (tokenizer + token shards) are cached, keyed by this config.
     cache_dir: str = "cache/corpora"
+    # Apply the quality filters and near-duplicate removal (corpora.quality) to the training
+    # split before tokenizing; what was removed and why is printed and kept in the manifest.
+    clean: bool = False
     # Worker processes for generation/tokenization (0 = all cores).
     workers: int = 0
     extra: dict = field(default_factory=dict)

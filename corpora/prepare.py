@@ -1,0 +1,434 @@
+"""Prepare a corpus once: documents -> tokenizer -> token shards + manifest, cached by config.
+
+    python -m corpora.prepare corpus=synthetic corpus.quality=0.3
+
+Layout under `corpus.cache_dir`:
+    tokenizers/<name>-v<vocab>-<hash>/tokenizer.json   shared by every quality level of a corpus
+    <name>-q<quality>-<hash>/                          one prepared corpus (self-contained):
+        train.bin val.bin val_clean.bin   uint16/uint32 token ids, documents joined by EOS
+        tokenizer.json  pairs.jsonl  documents.jsonl (per-document ground truth, synthetic)
+        manifest.json   config, counts, sha256 of every file; written last
+A corpus directory is built under a temporary name and renamed into place, so a crash leaves
+nothing that looks finished; on load every file's checksum is verified and a damaged corpus is
+rebuilt (with a message), never used.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from corpora import tokenizer as bpe
+from corpora.config import CorpusConfig
+from corpora.shards import ShardInfo, open_shard, sha256_file, write_shard
+from lab.errors import ConfigError
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "val_clean")
+# The synthetic tokenizer is trained on its own stream (never a validation document) mixing both
+# grades equally, so one tokenizer serves every quality level and every training size.
+SYNTHETIC_TOKENIZER_WORDS = 400_000
+SYNTHETIC_TOKENIZER_QUALITY = 0.5
+# Real sources train the tokenizer on the start of their training split.
+REAL_TOKENIZER_WORDS = 20_000_000
+# Fields that say where or how fast a corpus is built, not what it contains.
+_NOT_CONTENT = ("cache_dir", "workers")
+
+
+@dataclass
+class PreparedCorpus:
+    """A prepared corpus on disk: what the trainer, evaluation and export read."""
+    path: Path
+    manifest: dict
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.path / "tokenizer.json"
+
+    @property
+    def pairs_path(self) -> Path | None:
+        pairs = self.manifest.get("pairs")
+        return self.path / pairs["file"] if pairs else None
+
+    @property
+    def vocab_size(self) -> int:
+        return self.manifest["tokenizer"]["vocab_size"]
+
+    @property
+    def bos_id(self) -> int:
+        return self.manifest["special"]["bos_id"]
+
+    @property
+    def eos_id(self) -> int:
+        return self.manifest["special"]["eos_id"]
+
+    @property
+    def pad_id(self) -> int:
+        return self.manifest["special"]["pad_id"]
+
+    def tokens(self, split: str) -> np.ndarray:
+        """Token ids of a split (train, val or val_clean) as a read-only memmap."""
+        return open_shard(self.path, self.manifest["splits"][split])
+
+    def bytes_per_token(self, split: str = "val_clean") -> float:
+        info = self.manifest["splits"][split]
+        return info["bytes"] / max(1, info["tokens"])
+
+
+# --- validation -----------------------------------------------------------------------------
+
+def validate_corpus_config(cfg: CorpusConfig) -> None:
+    """Every check that needs no data; raises ConfigError naming the field."""
+    known = ("synthetic",) + tuple(_sources().SOURCES)
+    if cfg.name not in known:
+        raise ConfigError("corpus.name", f"unknown corpus {cfg.name!r}; choose one of {', '.join(known)}")
+    if not 0.0 <= cfg.quality <= 1.0:
+        raise ConfigError("corpus.quality", f"must be in [0, 1], got {cfg.quality}")
+    if cfg.name != "synthetic" and cfg.quality != 1.0:
+        raise ConfigError("corpus.quality", f"only the synthetic corpus has a quality dial; "
+                                            f"{cfg.name} is used as it is (leave quality at 1.0)")
+    if cfg.vocab_size < bpe.MIN_VOCAB:
+        raise ConfigError("corpus.vocab_size", f"{cfg.vocab_size} is too small for the byte alphabet: "
+                                               f"byte-level BPE needs at least {bpe.MIN_VOCAB} "
+                                               f"(256 bytes + {len(bpe.SPECIAL_TOKENS)} special tokens)")
+    if cfg.vocab_size > 2**32:
+        raise ConfigError("corpus.vocab_size", "must fit uint32")
+    if cfg.train_words is not None and cfg.train_words < 1:
+        raise ConfigError("corpus.train_words", f"must be >= 1 (or null for the whole source), got {cfg.train_words}")
+    if cfg.val_words < 1:
+        raise ConfigError("corpus.val_words", f"must be >= 1, got {cfg.val_words}")
+    if cfg.pairs_per_phenomenon < 0:
+        raise ConfigError("corpus.pairs_per_phenomenon", f"must be >= 0, got {cfg.pairs_per_phenomenon}")
+    if cfg.seed < 0:
+        raise ConfigError("corpus.seed", f"must be >= 0, got {cfg.seed}")
+    if cfg.workers < 0:
+        raise ConfigError("corpus.workers", f"must be >= 0 (0 = all cores), got {cfg.workers}")
+    if cfg.name == "synthetic":
+        if cfg.train_words is None:
+            raise ConfigError("corpus.train_words", "the synthetic corpus is generated: give a size in words")
+        for field in ("path", "hub_id", "min_score"):
+            if getattr(cfg, field) is not None:
+                raise ConfigError(f"corpus.{field}", "does not apply to the synthetic corpus")
+    else:
+        _sources().validate_source(cfg)
+
+
+def _sources():
+    from corpora import sources  # the registry of real corpora
+
+    return sources
+
+
+# --- cache keys -----------------------------------------------------------------------------
+
+def _content(cfg: CorpusConfig) -> dict:
+    d = dataclasses.asdict(cfg)
+    for field in _NOT_CONTENT:
+        d.pop(field)
+    if cfg.path is not None:
+        d["path"] = str(Path(cfg.path).resolve())
+    return d
+
+
+def _digest(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def corpus_key(cfg: CorpusConfig) -> str:
+    return f"{cfg.name}-q{cfg.quality:g}-{_digest({'format': FORMAT_VERSION, **_content(cfg)})}"
+
+
+def tokenizer_key(cfg: CorpusConfig) -> str:
+    """Everything the tokenizer depends on. Quality, split sizes and cleaning are left out on
+    purpose: every run of a grid must share one tokenizer so its losses compare."""
+    d = _content(cfg)
+    for field in ("quality", "train_words", "val_words", "pairs_per_phenomenon", "clean"):
+        d.pop(field)
+    words = SYNTHETIC_TOKENIZER_WORDS if cfg.name == "synthetic" else REAL_TOKENIZER_WORDS
+    return f"{cfg.name}-v{cfg.vocab_size}-{_digest({'format': FORMAT_VERSION, 'words': words, **d})}"
+
+
+# --- documents ------------------------------------------------------------------------------
+
+@dataclass
+class SplitDocs:
+    texts: list[str]
+    labels: list[dict] | None = None  # per-document ground truth (synthetic only)
+
+
+def _synthetic_split(cfg: CorpusConfig, split: str, words: int, progress: bool) -> SplitDocs:
+    from corpora.synthetic import generate_documents
+
+    docs = generate_documents(cfg.quality, words, cfg.seed, split=split, workers=cfg.workers,
+                              progress=progress)
+    labels = [{"doc_id": d.doc_id, "grade": d.grade, "defects": list(d.defects)} for d in docs]
+    return SplitDocs([d.text for d in docs], labels)
+
+
+def _documents(cfg: CorpusConfig, split: str, progress: bool) -> SplitDocs:
+    if cfg.name == "synthetic":
+        words = cfg.train_words if split == "train" else cfg.val_words
+        return _synthetic_split(cfg, split, words, progress)
+    sources = _sources()
+    source_split = "train" if split == "train" else "val"
+    words = cfg.train_words if split == "train" else cfg.val_words
+    return SplitDocs(list(sources.take_words(sources.iter_documents(cfg, source_split), words)))
+
+
+def _tokenizer_texts(cfg: CorpusConfig, progress: bool) -> Iterator[str]:
+    if cfg.name == "synthetic":
+        from corpora.synthetic import generate_documents
+
+        docs = generate_documents(SYNTHETIC_TOKENIZER_QUALITY, SYNTHETIC_TOKENIZER_WORDS, cfg.seed,
+                                  split="tokenizer", workers=cfg.workers, progress=progress)
+        return (d.text for d in docs)
+    sources = _sources()
+    limit = min(REAL_TOKENIZER_WORDS, cfg.train_words or REAL_TOKENIZER_WORDS)
+    return sources.take_words(sources.iter_documents(cfg, "train"), limit)
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+# --- building -------------------------------------------------------------------------------
+
+@contextmanager
+def _file_lock(path: Path):
+    """Serialise preparation of one key across processes (a grid's workers, DDP ranks)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Move a finished temporary directory into place (the old one, if any, goes aside first)."""
+    _fsync_dir(tmp)
+    if final.exists():
+        aside = final.with_name(f".{final.name}.old{os.getpid()}")
+        os.replace(final, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+
+
+def _write_text_file(path: Path, text: str) -> str:
+    with open(path, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    return sha256_file(path)
+
+
+def ensure_tokenizer(cfg: CorpusConfig, progress: bool = False, log=print) -> Path:
+    """The shared tokenizer of this corpus family, trained once and cached."""
+    root = Path(cfg.cache_dir) / "tokenizers"
+    final = root / tokenizer_key(cfg)
+    with _file_lock(root / f".{final.name}.lock"):
+        meta_path = final / "tokenizer.meta.json"
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            if sha256_file(final / "tokenizer.json") == meta["sha256"]:
+                return final / "tokenizer.json"
+            log(f"tokenizer cache {final} is corrupt (checksum mismatch); retraining it")
+        tmp = root / f".{final.name}.tmp{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        start = time.perf_counter()
+        tok = bpe.train_bpe(_tokenizer_texts(cfg, progress), cfg.vocab_size, tmp / "tokenizer.json",
+                            progress=progress)
+        meta = {"sha256": sha256_file(tmp / "tokenizer.json"), "vocab_size": tok.get_vocab_size(),
+                "requested_vocab_size": cfg.vocab_size, "key": final.name,
+                "trained_on": _tokenizer_description(cfg), "seconds": round(time.perf_counter() - start, 2)}
+        _write_text_file(tmp / "tokenizer.meta.json", json.dumps(meta, indent=2) + "\n")
+        _publish(tmp, final)
+        log(f"tokenizer: trained {meta['vocab_size']} tokens on {meta['trained_on']} in {meta['seconds']}s")
+        return final / "tokenizer.json"
+
+
+def _tokenizer_description(cfg: CorpusConfig) -> str:
+    if cfg.name == "synthetic":
+        return (f"{SYNTHETIC_TOKENIZER_WORDS} words of the synthetic 'tokenizer' stream "
+                f"(quality {SYNTHETIC_TOKENIZER_QUALITY}, seed {cfg.seed}; no validation document)")
+    return f"the first {min(REAL_TOKENIZER_WORDS, cfg.train_words or REAL_TOKENIZER_WORDS)} words of the training split"
+
+
+def _clean(docs: SplitDocs, log) -> tuple[SplitDocs, dict]:
+    from corpora.quality import clean_documents
+
+    kept = clean_documents(docs.texts, log=log)
+    report = {"documents_before": len(docs.texts), "documents_after": len(kept),
+              "words_before": sum(map(_words, docs.texts)),
+              "words_after": sum(_words(docs.texts[i]) for i in kept)}
+    labels = [docs.labels[i] for i in kept] if docs.labels is not None else None
+    return SplitDocs([docs.texts[i] for i in kept], labels), report
+
+
+def _tokenize_split(tok, docs: SplitDocs, path: Path, dtype, eos_id: int, label: str,
+                    progress: bool) -> dict:
+    from tqdm import tqdm
+
+    counts: list[int] = []
+
+    def blocks() -> Iterable[np.ndarray]:
+        bar = tqdm(total=len(docs.texts), unit="doc", desc=f"tokenize {label}", disable=not progress)
+        for ids, n in bpe.encode_documents(tok, docs.texts, eos_id):
+            counts.append(n)
+            bar.update(n)
+            yield ids
+        bar.close()
+
+    info: ShardInfo = write_shard(path, blocks(), dtype)
+    return {**info.as_dict(), "documents": len(docs.texts), "words": sum(map(_words, docs.texts)),
+            "bytes": sum(len(t.encode("utf-8")) for t in docs.texts) + 0}
+
+
+def _build(cfg: CorpusConfig, tmp: Path, progress: bool, log) -> dict:
+    start = time.perf_counter()
+    tok_path = ensure_tokenizer(cfg, progress, log)
+    shutil.copyfile(tok_path, tmp / "tokenizer.json")
+    tok = bpe.load(tmp / "tokenizer.json")
+    special = bpe.special_ids(tok)
+    dtype = bpe.token_dtype(cfg.vocab_size)
+    manifest: dict = {"format": FORMAT_VERSION, "key": tmp.name.split(".tmp")[0].lstrip("."),
+                      "config": _content(cfg), "special": special, "splits": {},
+                      "tokenizer": {"file": "tokenizer.json", "sha256": sha256_file(tmp / "tokenizer.json"),
+                                    "vocab_size": tok.get_vocab_size(), "requested_vocab_size": cfg.vocab_size,
+                                    "trained_on": _tokenizer_description(cfg)},
+                      "files": {}}
+    for split in SPLITS:
+        if split == "val_clean" and cfg.name != "synthetic":
+            # A real source has one held-out split; it is the clean one by definition.
+            manifest["splits"]["val_clean"] = dict(manifest["splits"]["val"])
+            continue
+        docs = _documents(cfg, split, progress)
+        if not docs.texts:
+            raise ConfigError("corpus.path" if cfg.path else "corpus.name",
+                              f"the {split} split of {cfg.name} is empty")
+        if split == "train" and cfg.clean:
+            docs, manifest["cleaning"] = _clean(docs, log)
+        info = _tokenize_split(tok, docs, tmp / f"{split}.bin", dtype, special["eos_id"], split, progress)
+        manifest["splits"][split] = info
+        manifest["files"][info["file"]] = info["sha256"]
+        if split == "train" and docs.labels is not None:
+            text = "".join(json.dumps(label) + "\n" for label in docs.labels)
+            manifest["documents"] = {"file": "documents.jsonl", "count": len(docs.labels)}
+            manifest["files"]["documents.jsonl"] = _write_text_file(tmp / "documents.jsonl", text)
+    manifest["pairs"] = None
+    if cfg.name == "synthetic" and cfg.pairs_per_phenomenon > 0:
+        from corpora.synthetic import minimal_pairs
+
+        pairs = minimal_pairs(cfg.seed, cfg.pairs_per_phenomenon)
+        text = "".join(json.dumps(p) + "\n" for p in pairs)
+        manifest["pairs"] = {"file": "pairs.jsonl", "count": len(pairs),
+                             "phenomena": sorted({p["phenomenon"] for p in pairs})}
+        manifest["files"]["pairs.jsonl"] = _write_text_file(tmp / "pairs.jsonl", text)
+    manifest["files"]["tokenizer.json"] = manifest["tokenizer"]["sha256"]
+    manifest["seconds"] = round(time.perf_counter() - start, 2)
+    manifest["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    _write_text_file(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def verify(path: Path) -> str | None:
+    """None if the prepared corpus at `path` is complete and intact, else what is wrong."""
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError) as e:
+        return f"manifest unreadable ({e.__class__.__name__})"
+    if manifest.get("format") != FORMAT_VERSION:
+        return f"format {manifest.get('format')} != {FORMAT_VERSION}"
+    for name, digest in manifest.get("files", {}).items():
+        file = path / name
+        if not file.exists():
+            return f"{name} is missing"
+        if sha256_file(file) != digest:
+            return f"{name} fails its checksum"
+    return None
+
+
+def load_prepared(path: str | Path) -> PreparedCorpus:
+    """Open a prepared corpus directory after verifying it; ValueError if damaged."""
+    path = Path(path)
+    problem = verify(path)
+    if problem:
+        raise ValueError(f"prepared corpus {path} is damaged: {problem}")
+    return PreparedCorpus(path, json.loads((path / "manifest.json").read_text()))
+
+
+def prepare_corpus(cfg: CorpusConfig, progress: bool = False, log=None) -> PreparedCorpus:
+    """The prepared corpus for `cfg`: from the cache when intact, else built (atomically)."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    validate_corpus_config(cfg)
+    root = Path(cfg.cache_dir)
+    final = root / corpus_key(cfg)
+    with _file_lock(root / f".{final.name}.lock"):
+        if final.exists():
+            problem = verify(final)
+            if problem is None:
+                return PreparedCorpus(final, json.loads((final / "manifest.json").read_text()))
+            log(f"prepared corpus {final} is damaged ({problem}); rebuilding it")
+        tmp = root / f".{final.name}.tmp{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            manifest = _build(cfg, tmp, progress, log)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _publish(tmp, final)
+        train = manifest["splits"]["train"]
+        log(f"prepared {cfg.name} (quality {cfg.quality:g}): {train['documents']} documents, "
+            f"{train['words']} words, {train['tokens']} tokens in {manifest['seconds']}s -> {final}")
+        return PreparedCorpus(final, manifest)
+
+
+# --- command line ---------------------------------------------------------------------------
+
+@dataclass
+class PrepareConfig:
+    corpus: CorpusConfig = dataclasses.field(default_factory=CorpusConfig)
+
+
+def _register() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="prepare_schema", node=PrepareConfig)
+
+
+def main(argv: list[str]) -> int:
+    from lab.cli import compose
+
+    cfg = compose("prepare", argv, _register, PrepareConfig).corpus
+    corpus = prepare_corpus(cfg, progress=sys.stderr.isatty())
+    print(corpus.path)
+    return 0
+
+
+if __name__ == "__main__":
+    from lab.cli import main_guard
+
+    main_guard(lambda: main(sys.argv[1:]))
