@@ -1,0 +1,185 @@
+"""Preparation: exact shards, a shared tokenizer, a cache that is reused when intact and
+rebuilt when not, and bad input refused before anything is written."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from corpora import tokenizer as bpe
+from corpora.config import CorpusConfig
+from corpora.prepare import load_prepared, prepare_corpus, verify
+from corpora.stats import corpus_stats, format_stats
+from corpora.synthetic import generate_documents
+from lab.errors import ConfigError
+from tests.helpers import ROOT
+
+
+def small(cache, **kw) -> CorpusConfig:
+    base = dict(train_words=12_000, val_words=2_000, pairs_per_phenomenon=10, vocab_size=320,
+                cache_dir=str(cache), workers=1, quality=0.5)
+    return CorpusConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return prepare_corpus(small(cache), log=lambda m: None)
+
+
+def test_shards_are_the_documents_tokenized_and_joined_by_eos(prepared):
+    tok = bpe.load(prepared.tokenizer_path)
+    for split, quality in (("train", 0.5), ("val", 0.5), ("val_clean", 1.0)):
+        words = 12_000 if split == "train" else 2_000
+        docs = generate_documents(quality, words, seed=0, split=split, workers=1)
+        expected = []
+        for d in docs:
+            expected += tok.encode(d.text, add_special_tokens=False).ids + [prepared.eos_id]
+        shard = prepared.tokens(split)
+        assert shard.dtype == np.uint16
+        np.testing.assert_array_equal(np.asarray(shard), np.array(expected))
+        info = prepared.manifest["splits"][split]
+        assert info["documents"] == len(docs)
+        assert info["words"] == sum(len(d.text.split()) for d in docs)
+        assert info["bytes"] == sum(len(d.text.encode()) for d in docs)
+        # Decoding a document's tokens gives its text back, byte for byte.
+        first_eos = int(np.argmax(np.asarray(shard) == prepared.eos_id))
+        assert tok.decode(list(map(int, shard[:first_eos]))) == docs[0].text
+
+
+def test_tokenizer_loads_in_transformers_with_special_tokens(prepared):
+    from transformers import PreTrainedTokenizerFast
+
+    hf = PreTrainedTokenizerFast(tokenizer_file=str(prepared.tokenizer_path), bos_token="<s>",
+                                 eos_token="</s>", pad_token="<pad>")
+    assert (hf.pad_token_id, hf.bos_token_id, hf.eos_token_id) == (0, 1, 2)
+    text = "The naïve otters swam — 3 times! <b>tags</b> 🦦"
+    assert hf.decode(hf(text)["input_ids"]) == text
+    assert len(hf) == prepared.vocab_size <= 320
+
+
+def test_pairs_and_labels_are_written(prepared):
+    pairs = [json.loads(line) for line in open(prepared.pairs_path)]
+    assert len(pairs) == 10 * len(prepared.manifest["pairs"]["phenomena"]) and len(pairs) >= 60
+    assert {"sentence_good", "sentence_bad", "phenomenon"} <= set(pairs[0])
+    labels = [json.loads(line) for line in open(prepared.path / "documents.jsonl")]
+    assert len(labels) == prepared.manifest["splits"]["train"]["documents"]
+    assert {l["grade"] for l in labels} == {"textbook", "web"}
+
+
+def test_second_preparation_reuses_the_cache(prepared):
+    before = (prepared.path / "train.bin").stat().st_mtime_ns
+    again = prepare_corpus(small(prepared.path.parent), log=lambda m: None)
+    assert again.path == prepared.path
+    assert (again.path / "train.bin").stat().st_mtime_ns == before
+
+
+def test_every_quality_level_shares_one_tokenizer(tmp_path):
+    logs = []
+    low = prepare_corpus(small(tmp_path, quality=0.0), log=logs.append)
+    high = prepare_corpus(small(tmp_path, quality=1.0, train_words=8_000), log=logs.append)
+    assert low.path != high.path
+    assert low.manifest["tokenizer"]["sha256"] == high.manifest["tokenizer"]["sha256"]
+    assert sum("tokenizer: trained" in m for m in logs) == 1
+
+
+def test_a_corrupted_cache_is_detected_and_rebuilt(tmp_path):
+    cfg = small(tmp_path, train_words=5_000, val_words=1_000, pairs_per_phenomenon=0)
+    first = prepare_corpus(cfg, log=lambda m: None)
+    good = np.array(first.tokens("train"))
+    with open(first.path / "train.bin", "r+b") as f:  # flip one byte in place
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    assert "train.bin" in verify(first.path)
+    with pytest.raises(ValueError, match="damaged"):
+        load_prepared(first.path)
+    logs = []
+    rebuilt = prepare_corpus(cfg, log=logs.append)
+    assert any("damaged" in m and "rebuilding" in m for m in logs)
+    np.testing.assert_array_equal(np.asarray(rebuilt.tokens("train")), good)
+    assert verify(rebuilt.path) is None
+
+
+def test_a_half_written_corpus_is_never_used(tmp_path):
+    cfg = small(tmp_path, train_words=5_000, val_words=1_000, pairs_per_phenomenon=0)
+    first = prepare_corpus(cfg, log=lambda m: None)
+    (first.path / "manifest.json").unlink()  # as if killed before the manifest landed
+    assert verify(first.path) is not None
+    rebuilt = prepare_corpus(cfg, log=lambda m: None)
+    assert verify(rebuilt.path) is None and (rebuilt.path / "manifest.json").exists()
+
+
+def test_large_vocabularies_use_uint32():
+    assert bpe.token_dtype(65536) == np.uint16
+    assert bpe.token_dtype(65537) == np.uint32
+
+
+@pytest.mark.parametrize("override, field", [
+    (dict(name="nonesuch"), "corpus.name"),
+    (dict(quality=1.5), "corpus.quality"),
+    (dict(quality=-0.1), "corpus.quality"),
+    (dict(vocab_size=200), "corpus.vocab_size"),
+    (dict(train_words=0), "corpus.train_words"),
+    (dict(name="local", quality=1.0), "corpus.path"),
+    (dict(name="local", quality=1.0, path="/no/such/file.txt"), "corpus.path"),
+    (dict(name="tinystories", quality=0.5), "corpus.quality"),
+])
+def test_bad_corpus_config_is_refused_before_writing(tmp_path, override, field):
+    with pytest.raises(ConfigError) as e:
+        prepare_corpus(small(tmp_path / "cache", **override), log=lambda m: None)
+    assert e.value.field == field
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_an_empty_local_file_is_refused(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(ConfigError) as e:
+        prepare_corpus(small(tmp_path / "cache", name="local", path=str(empty), quality=1.0))
+    assert e.value.field == "corpus.path"
+
+
+def test_a_local_text_corpus_is_prepared(tmp_path):
+    lines = [f"Document {i} tells of the {['red', 'blue', 'green'][i % 3]} fox number {i}." for i in range(400)]
+    src = tmp_path / "corpus.txt"
+    src.write_text("\n\n".join(lines) + "\n")
+    corpus = prepare_corpus(small(tmp_path / "cache", name="local", path=str(src), quality=1.0,
+                                  train_words=None, val_words=1_000_000, pairs_per_phenomenon=0),
+                            log=lambda m: None)
+    m = corpus.manifest
+    assert m["splits"]["train"]["documents"] + m["splits"]["val"]["documents"] == 400
+    assert m["splits"]["train"]["words"] + m["splits"]["val"]["words"] == 400 * 9
+    assert m["splits"]["val_clean"] == m["splits"]["val"] and corpus.pairs_path is None
+
+
+def test_stats_report_counts_and_ground_truth(prepared):
+    stats = corpus_stats(prepared)
+    assert stats["splits"]["train"]["tokens"] == len(prepared.tokens("train"))
+    assert 0.4 < stats["quality"]["textbook_fraction"] < 0.6
+    assert 0 < stats["unigram_entropy_train"] < np.log(320)
+    text = format_stats(stats)
+    assert "unigram" in text and "defect boilerplate" in text
+
+
+def test_command_lines(tmp_path, prepared):
+    cache = tmp_path / "cache"
+    args = [sys.executable, "-m", "corpora.prepare", "corpus=synthetic", "corpus.quality=0.3",
+            "corpus.train_words=4000", "corpus.val_words=1000", "corpus.pairs_per_phenomenon=0",
+            "corpus.vocab_size=300", f"corpus.cache_dir={cache}", "corpus.workers=1"]
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    path = done.stdout.strip().splitlines()[-1]
+    assert verify(__import__("pathlib").Path(path)) is None
+    bad = subprocess.run(args[:3] + ["corpus.quality=1.5", f"corpus.cache_dir={tmp_path / 'bad'}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: corpus.quality:")
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+    stats = subprocess.run([sys.executable, "-m", "corpora.stats", str(prepared.path)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert stats.returncode == 0 and "train" in stats.stdout
+    missing = subprocess.run([sys.executable, "-m", "corpora.stats", str(tmp_path / "nope")], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: path:")
