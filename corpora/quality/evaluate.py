@@ -13,11 +13,11 @@ heuristics catch by themselves rather than through a co-occurring defect. Typos 
 contradictions are not targeted by any heuristic: their recall comes from co-occurring
 defects (and is ~0 alone), reported as is.
 
-Two properties of the generator bound what dedup can find: a near-duplicate copies the
-draft of an earlier page, and when that page is itself a near-duplicate (~10% of them), its
-own draft never appears in the corpus, so the copy has no source to match; and the copy and
-its source carry independent defects (chrome, markup, spam lines, typos), so on our short
-pages their shingle Jaccard is often 0.4-0.6 rather than the ~0.9 of a web repost.
+Dedup's near-duplicate recall is bounded by the generator: a repost and its source carry
+independent defects (chrome, markup, spam lines, typos) on short pages, so their shingle
+Jaccard is often 0.4-0.6 rather than the ~0.9 of a web repost. In the combined pipeline a
+repost whose source was removed by the filters is kept (nothing left to match), which is
+why near_duplicate "both.alone" recall is lower than "dedup.alone".
 """
 from __future__ import annotations
 
