@@ -49,6 +49,8 @@ class GridDisplay:
         rows = {d: _last_row(d) for d in running}
         rate = sum(r["tokens_per_s"] for r in rows.values() if r)
         left_tokens = sum(self.budget[d] for d in self.budget if d not in self.finished_dirs and d not in running)
+        for d in running:  # a words budget is known in tokens once the run has recorded its corpus
+            self.budget[d] = _budget(d)
         left_tokens += sum(self.budget[d] - (rows[d]["tokens"] if rows[d] else 0) for d in running)
         eta = left_tokens / rate if rate > 0 else float("nan")
         left = self.total_runs - self.done - len(running)
@@ -66,10 +68,20 @@ class GridDisplay:
 
 
 def _budget(run_dir: Path) -> float:
+    """The run's budget in tokens (a words budget times its corpus's tokens per word, once the
+    run's config.json names the corpus; the word count until then)."""
     try:
-        return float(json.loads((run_dir / "spec.json").read_text())["config"]["train"]["tokens"])
+        train = json.loads((run_dir / "spec.json").read_text())["config"]["train"]
     except (OSError, ValueError, KeyError):
         return 0.0
+    if train.get("words"):
+        try:
+            corpus_dir = Path(json.loads((run_dir / "config.json").read_text())["corpus_dir"])
+            split = json.loads((corpus_dir / "manifest.json").read_text())["splits"]["train"]
+            return float(train["words"]) * split["tokens"] / max(1, split["words"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return float(train["words"])
+    return float(train.get("tokens") or 0.0)
 
 
 def _status(run_dir: Path) -> str:

@@ -1,9 +1,10 @@
 """Minimal-pair accuracy of a finished run (or of one of its snapshots), recorded next to it.
 
 ``evaluate_run_pairs`` is called by the sweep worker once a run is done: it scores the corpus's
-pairs.jsonl with the run's final weights, adds "pairs" (overall accuracy) and
-"pairs_by_phenomenon" ({phenomenon: accuracy}) to final.json, and writes pairs.json with the
-counts and every pair's two log-probabilities. Snapshot scores go to
+pairs.jsonl with the run's final weights, adds "pairs" (overall accuracy), "pairs_macro" (mean
+over phenomena), "pairs_norm" (length-normalised accuracy), "pairs_ties" (tied pairs, not
+counted as correct) and "pairs_by_phenomenon" ({phenomenon: accuracy}) to final.json, and
+writes pairs.json with the counts and every pair's two log-probabilities. Snapshot scores go to
 snapshots/<name>/pairs.json (``evaluate_snapshot_pairs``); the snapshot directory's checksummed
 files are left untouched.
 """
@@ -52,7 +53,9 @@ def evaluate_run_pairs(run_dir: str | Path, final: dict, *, device: str | None =
     if scores is None:
         return final
     write_json(run_dir / "pairs.json", scores)
-    final = {**final, "pairs": scores["accuracy"], "pairs_by_phenomenon": by_phenomenon(scores)}
+    final = {**final, "pairs": scores["accuracy"], "pairs_by_phenomenon": by_phenomenon(scores),
+             "pairs_macro": scores["macro_accuracy"], "pairs_norm": scores["accuracy_norm"],
+             "pairs_ties": scores["n_ties"]}
     write_json(run_dir / "final.json", final)
     return final
 

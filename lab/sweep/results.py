@@ -41,6 +41,8 @@ def collect(planned: list, run_dirs: list[Path]) -> list[dict]:
                     "code_version"):
             value = final.get(key)
             row[key] = "" if value is None else value
+        if row["blimp_acc"] == "" and final.get("pairs") is not None:  # the worker's minimal-pair accuracy
+            row["blimp_acc"] = final["pairs"]
         if not row["params"]:
             from lab.accounting import non_embedding_params, total_params, training_flops
 

@@ -89,9 +89,33 @@ def run_grid(entry: EntryConfig) -> int:
     for r in bad:
         print(f"note: {r['run_id']} is {r['status']}: {r['reason'] or 'see its worker.log'}")
     print(f"results: {grid_dir / 'results.csv'}  ({time.perf_counter() - started:.0f}s)")
+    failed_submissions = 0
+    if entry.grid.kind == "babylm" and entry.grid.submission:
+        failed_submissions = _submissions(entry, planned, run_dirs, grid_dir)
     if entry.grid.report:
         _report(grid_dir)
-    return 0 if not bad else 1
+    return 0 if not bad and not failed_submissions else 1
+
+
+def _submissions(entry: EntryConfig, planned: list, run_dirs: list[Path], grid_dir: Path) -> int:
+    """Export, evaluate and describe every finished run (lab.sweep.submission); failures counted."""
+    from lab.runs import read_final
+    from lab.sweep.submission import build_submission
+
+    failed = 0
+    for plan, run_dir in zip(planned, run_dirs):
+        if (read_final(run_dir) or {}).get("status") != "done":
+            continue
+        out = grid_dir / "submission" if len(planned) == 1 else grid_dir / "submission" / run_dir.name
+        axes = {**plan.axes, "max_epochs": entry.grid.max_epochs, "snapshots": dict(plan.cfg.train.snapshots)}
+        try:
+            build_submission(run_dir, out, grid=entry.grid.name, scale=entry.scale,
+                             track_corpus=entry.grid.track_corpus, axes=axes, extra_pairs=entry.grid.pairs)
+        except Exception as e:  # the runs stay done; rerun the command to retry the submission
+            failed += 1
+            print(f"note: submission of {run_dir.name} failed: {e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                  flush=True)
+    return failed
 
 
 def _report(grid_dir: Path) -> None:

@@ -3,6 +3,10 @@
 A grid names its kind (which axes it sweeps) and its axis values per scale (smoke / cpu / gpu);
 the run settings of each scale are Hydra presets (experiments/conf/scale). Command-line
 overrides such as ``grid.sizes=[...]`` replace the chosen scale's axis values.
+
+The "babylm" kind is a BabyLM submission rather than a sweep: one run per size x epoch count,
+budgeted in words seen (train.words = epochs x corpus words), at most 10 epochs, with snapshots
+at BabyLM's checkpoint schedule (see ``babylm_checkpoints``) that lab.sweep.submission exports.
 """
 from __future__ import annotations
 
@@ -28,6 +32,12 @@ class ScaleAxes:
     compute_budgets: list[float] = field(default_factory=list)
     # Corpus quality levels (data_quality); other grids use corpus.quality.
     qualities: list[float] = field(default_factory=list)
+    # babylm: epochs over the track's corpus (each is one run: train.words = epochs * corpus_words),
+    # the corpus size in words (10M strict-small, 100M strict at scale gpu) and the checkpoint
+    # unit in words (1M at scale gpu: chck_1M, ...; smaller scales shrink both, see babylm_checkpoints).
+    epochs: list[float] = field(default_factory=list)
+    corpus_words: float = 0.0
+    word_unit: float = 0.0
 
 
 @dataclass
@@ -41,6 +51,21 @@ class GridConfig:
     compute_budgets: list[float] | None = None
     qualities: list[float] | None = None
     scales: dict[str, ScaleAxes] = field(default_factory=dict)
+    # babylm: overrides of the scale's epochs / corpus size / checkpoint unit (None = preset).
+    epochs: list[float] | None = None
+    corpus_words: float | None = None
+    word_unit: float | None = None
+    # babylm: BabyLM's cap on passes over the data (a words budget above max_epochs * corpus
+    # words is refused before any compute).
+    max_epochs: float = 10.0
+    # babylm: the real corpus of this track (corpus=<this> trains on it; the default corpus,
+    # "synthetic", is the offline stand-in at the same word budget).
+    track_corpus: str = ""
+    # babylm: export every checkpoint + main to <grid dir>/submission, evaluate and describe them.
+    submission: bool = True
+    # Extra minimal pairs to evaluate the submission's checkpoints on: a .jsonl file, a directory
+    # of them (BLiMP's files) or a datasets hub id (e.g. nyu-mll/blimp, needs internet).
+    pairs: str | None = None
     # Minimal-pair evaluation of every finished run (when the corpus provides pairs).
     eval_pairs: bool = True
     # Write the analysis report at the end.
@@ -64,6 +89,9 @@ def axes_for(grid: GridConfig, scale: str) -> ScaleAxes:
         budgets=list(grid.budgets if grid.budgets is not None else preset.budgets),
         compute_budgets=list(grid.compute_budgets if grid.compute_budgets is not None else preset.compute_budgets),
         qualities=list(grid.qualities if grid.qualities is not None else preset.qualities),
+        epochs=list(grid.epochs if grid.epochs is not None else preset.epochs),
+        corpus_words=float(grid.corpus_words if grid.corpus_words is not None else preset.corpus_words),
+        word_unit=float(grid.word_unit if grid.word_unit is not None else preset.word_unit),
     )
 
 
@@ -74,6 +102,8 @@ def validate_grid(grid: GridConfig, axes: ScaleAxes) -> None:
         raise ConfigError("grid.sizes", "at least one model size is needed")
     if any(s <= 0 for s in axes.sizes):
         raise ConfigError("grid.sizes", "sizes are parameter counts and must be > 0")
+    if grid.kind == "babylm":
+        return  # validate_babylm: its budgets are in words
     if grid.kind == "isoflop":
         if not axes.compute_budgets or any(c <= 0 for c in axes.compute_budgets):
             raise ConfigError("grid.compute_budgets", "an isoflop grid needs positive compute budgets (FLOPs)")
@@ -93,6 +123,8 @@ def expand(base: RunConfig, grid: GridConfig, scale: str) -> list[PlannedRun]:
 
     axes = axes_for(grid, scale)
     validate_grid(grid, axes)
+    if grid.kind == "babylm":
+        return expand_babylm(base, grid, axes)
     qualities = axes.qualities if grid.kind == "data_quality" else [base.corpus.quality]
     tokens_per_step = base.train.batch_size * base.train.seq_len
     planned = []
@@ -118,4 +150,82 @@ def expand(base: RunConfig, grid: GridConfig, scale: str) -> list[PlannedRun]:
             planned.append(PlannedRun(resolve(run_cfg), axes_row))
     if not planned:
         raise ConfigError("grid", "the grid expands to no runs (every budget is below one optimizer step)")
+    return planned
+
+
+# ---------------------------------------------------------------- BabyLM submissions
+
+BABYLM_UNIT_WORDS = 1_000_000  # scale gpu: BabyLM's own checkpoint names (chck_1M, ...)
+
+
+def checkpoint_name(words: float) -> str:
+    """chck_<N>M for whole millions (BabyLM's revision names), chck_<N>K for whole thousands
+    (the scaled-down schedules of scale smoke/cpu), else chck_<N> words."""
+    n = int(round(words))
+    if n % 1_000_000 == 0:
+        return f"chck_{n // 1_000_000}M"
+    if n % 1_000 == 0:
+        return f"chck_{n // 1_000}K"
+    return f"chck_{n}"
+
+
+def babylm_checkpoints(budget_words: float, unit: float) -> dict[str, float]:
+    """{name: words seen} of BabyLM's intermediate checkpoints up to the budget: 1..10 units,
+    then every 10 units to 100, then every 100 units to 1000 (unit = 1M words at scale gpu:
+    chck_1M..chck_10M, chck_20M..chck_100M, chck_200M..chck_1000M).
+
+    The trainer saves each at the first optimizer step whose words seen reach the count (at
+    most one batch past it). A checkpoint at the budget itself is the last step: the budget is
+    trained in whole steps rounded down, so it lies less than one batch below the count and
+    never above the 10-epoch cap."""
+    counts = ([k * unit for k in range(1, 11)] + [k * 10 * unit for k in range(2, 11)]
+              + [k * 100 * unit for k in range(2, 11)])
+    return {checkpoint_name(c): float(round(c)) for c in counts if c <= budget_words * (1 + 1e-9)}
+
+
+def validate_babylm(base: RunConfig, grid: GridConfig, axes: ScaleAxes) -> list[tuple[str, float]]:
+    """[(field the budget came from, words)] after the BabyLM checks (10-epoch cap, corpus)."""
+    if axes.corpus_words <= 0:
+        raise ConfigError("grid.corpus_words", "a babylm grid needs the corpus size in words (> 0)")
+    if axes.word_unit <= 0:
+        raise ConfigError("grid.word_unit", "a babylm grid needs the checkpoint unit in words (> 0)")
+    if grid.max_epochs <= 0:
+        raise ConfigError("grid.max_epochs", "must be > 0")
+    name = base.corpus.name
+    if name != "synthetic" and name != grid.track_corpus:
+        raise ConfigError("corpus.name", f"grid {grid.name!r} trains on {grid.track_corpus or 'its BabyLM corpus'} "
+                                         f"(or offline on corpus=synthetic), not on {name!r}")
+    if base.train.words is not None:  # an explicit budget wins over the epochs axis
+        budgets = [("train.words", float(base.train.words))]
+    else:
+        if not axes.epochs or any(e <= 0 for e in axes.epochs):
+            raise ConfigError("grid.epochs", "a babylm grid needs positive epoch counts")
+        budgets = [("grid.epochs", float(e) * axes.corpus_words) for e in axes.epochs]
+    for field_name, words in budgets:
+        epochs = words / axes.corpus_words
+        if epochs > grid.max_epochs * (1 + 1e-9):
+            raise ConfigError(field_name, f"{words:,.0f} words is {epochs:g} epochs of the {axes.corpus_words:,.0f}-word "
+                                          f"corpus; BabyLM allows at most {grid.max_epochs:g} epochs "
+                                          f"({grid.max_epochs * axes.corpus_words:,.0f} words)")
+    return budgets
+
+
+def expand_babylm(base: RunConfig, grid: GridConfig, axes: ScaleAxes) -> list[PlannedRun]:
+    """One run per size x budget: the corpus cut to corpus_words, train.words = the budget,
+    BabyLM's checkpoints as snapshots, the trainer's epoch guard at max_epochs (+1% for the
+    rounding of windows; the BabyLM rule itself is checked here, in words)."""
+    from lab.single_run import resolve
+
+    budgets = validate_babylm(base, grid, axes)
+    corpus = dataclasses.replace(base.corpus, train_words=int(round(axes.corpus_words)))
+    planned = []
+    for size, (_, words) in itertools.product(axes.sizes, budgets):
+        train = dataclasses.replace(base.train, words=float(words), tokens=float(words),  # tokens: id label only
+                                    max_epochs=grid.max_epochs * 1.01,
+                                    snapshots=babylm_checkpoints(words, axes.word_unit))
+        cfg = dataclasses.replace(base, corpus=corpus, train=train,
+                                  model=dataclasses.replace(base.model, params=float(size)))
+        planned.append(PlannedRun(resolve(cfg), {
+            "size": size, "quality": base.corpus.quality, "budget_tokens": None, "budget_words": words,
+            "epochs": words / axes.corpus_words, "corpus_words": axes.corpus_words, "word_unit": axes.word_unit}))
     return planned

@@ -60,9 +60,7 @@ def run_from_dir(run_dir: str | Path) -> dict:
     try:
         final = run_single(cfg, run_dir, rank=rank, world=world, ddp_wrap=wrap)
         if rank == 0 and final.get("status") == "done" and "pairs" not in final:
-            from lab.sweep.pairs import evaluate_run_pairs
-
-            final = evaluate_run_pairs(run_dir, final)
+            final = _evaluate_pairs(run_dir, final)
         return final
     except RunLocked:  # another invocation is training it: leave its directory alone
         raise
@@ -77,6 +75,21 @@ def run_from_dir(run_dir: str | Path) -> dict:
             import torch.distributed as dist
 
             dist.destroy_process_group()
+
+
+def _evaluate_pairs(run_dir: Path, final: dict) -> dict:
+    """Minimal-pair accuracy of a finished run. A failure here does not undo the training: the
+    run stays "done", the error is recorded as final["pairs_error"] and printed."""
+    from lab.sweep.pairs import evaluate_run_pairs
+
+    try:
+        return evaluate_run_pairs(run_dir, final)
+    except Exception as e:
+        reason = f"{e.__class__.__name__}: {e}".splitlines()[0]
+        print(f"{run_dir}: minimal-pair evaluation failed: {reason}", file=sys.stderr, flush=True)
+        final = {**final, "pairs_error": reason}
+        write_json(run_dir / "final.json", final)
+        return final
 
 
 def main(argv: list[str]) -> int:

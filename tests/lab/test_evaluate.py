@@ -139,8 +139,10 @@ def test_known_ground_truth_trained_model_prefers_good_sentences(tmp_path):
     assert loss < 0.5
     res = score_pairs(model, tok, pairs, bos_id=EOS, batch_size=4, details=True)
     assert res["accuracy"] == 1.0 and res["n"] == 5 and res["correct"] == 5
-    assert res["by_phenomenon"] == {"agreement": {"accuracy": 1.0, "n": 3, "correct": 3},
-                                    "word_order": {"accuracy": 1.0, "n": 2, "correct": 2}}
+    counts = {k: {f: row[f] for f in ("accuracy", "n", "correct", "n_ties")} for k, row in res["by_phenomenon"].items()}
+    assert counts == {"agreement": {"accuracy": 1.0, "n": 3, "correct": 3, "n_ties": 0},
+                      "word_order": {"accuracy": 1.0, "n": 2, "correct": 2, "n_ties": 0}}
+    assert res["macro_accuracy"] == 1.0 and res["n_ties"] == 0
     assert res["by_uid"]["sv_agr"]["n"] == 3 and res["by_uid"]["adj_noun"]["n"] == 1
     assert all(r["logprob_good"] > r["logprob_bad"] + 1.0 for r in res["pairs"])
     # swapping good and bad turns every answer wrong: the score reads the pair's direction
@@ -157,14 +159,77 @@ def test_known_ground_truth_trained_model_prefers_good_sentences(tmp_path):
     assert from_file["accuracy"] == 1.0 and from_file["by_phenomenon"] == res["by_phenomenon"]
 
 
-def test_ties_count_as_wrong_and_default_context_is_eos():
+def test_ties_are_counted_and_reported_not_resolved_and_default_context_is_eos():
     tok = make_tokenizer()
     model = tiny_model(seed=4)
     same = [{"sentence_good": "the dog runs .", "sentence_bad": "the dog runs .", "phenomenon": "x"}]
     res = score_pairs(model, tok, same, details=True)
     assert res["accuracy"] == 0.0 and res["bos_id"] == EOS
+    assert res["n_ties"] == 1 and res["by_phenomenon"]["x"]["n_ties"] == 1 and res["n_ties_norm"] == 1
+    assert res["pairs"][0]["tie"] and not res["pairs"][0]["correct"]
     assert res["pairs"][0]["logprob_good"] == res["pairs"][0]["logprob_bad"]
-    assert score_pairs(model, tok, [])["accuracy"] is None
+    empty = score_pairs(model, tok, [])
+    assert empty["accuracy"] is None and empty["macro_accuracy"] is None and empty["n_ties"] == 0
+
+
+class Constant(nn.Module):
+    """The same distribution at every position: sentences of equal length and equal tokens tie."""
+
+    def __init__(self, vocab=300):
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(vocab))
+
+    def forward(self, idx):
+        return self.logits.expand(*idx.shape, -1)
+
+
+def test_ties_per_phenomenon_macro_average_and_length_normalisation():
+    tok = make_tokenizer()
+    model = Constant()  # uniform: a sentence's score is -len(tokens) * log(300)
+    pairs = [
+        # a permutation of the same tokens: an exact tie under a uniform model
+        {"sentence_good": "the dog runs .", "sentence_bad": ". runs dog the", "phenomenon": "order"},
+        {"sentence_good": "a cat sleeps .", "sentence_bad": "a cat sleeps .", "phenomenon": "order"},
+        # shorter good sentence: right on raw scores, a tie once normalised by length
+        {"sentence_good": "the dog runs .", "sentence_bad": "the big dog sees the small cat .", "phenomenon": "length"},
+    ]
+    res = score_pairs(model, tok, pairs, bos_id=EOS, details=True)
+    assert res["n"] == 3 and res["correct"] == 1 and res["n_ties"] == 2
+    assert res["by_phenomenon"]["order"] == {"accuracy": 0.0, "n": 2, "correct": 0, "n_ties": 2, "n_nan": 0,
+                                             "accuracy_norm": 0.0, "n_ties_norm": 2}
+    assert res["by_phenomenon"]["length"]["accuracy"] == 1.0
+    assert res["macro_accuracy"] == pytest.approx(0.5) and res["accuracy"] == pytest.approx(1 / 3)
+    # normalised by length, every sentence scores -log(300) per token: all ties, none correct
+    assert res["accuracy_norm"] == 0.0 and res["n_ties_norm"] == 3
+    r = res["pairs"][2]
+    assert r["logprob_good"] / r["tokens_good"] == pytest.approx(r["logprob_bad"] / r["tokens_bad"])
+
+
+class SpyBigram(Bigram):
+    """A bigram table that records the dtype it computes in."""
+
+    seen = None
+
+    def forward(self, idx):
+        SpyBigram.seen = (self.table.dtype, torch.is_autocast_enabled("cpu"))
+        return self.table[idx]
+
+
+def test_scores_are_float32_whatever_the_model_dtype_or_autocast():
+    torch.manual_seed(0)
+    table = (torch.randn(6, 6) * 2).to(torch.bfloat16)
+    model = SpyBigram(table.clone())
+    lp = torch.log_softmax(table.double(), dim=-1)  # the stored (rounded) weights, exactly
+    got = sentence_logprobs(model, [[3, 4, 5], [2]], bos_id=1, device="cpu")
+    assert SpyBigram.seen == (torch.float32, False)
+    assert got == pytest.approx([float(lp[1, 3] + lp[3, 4] + lp[4, 5]), float(lp[1, 2])], abs=1e-6)
+    assert model.table.dtype == torch.bfloat16  # the caller's model is left as it was
+    # an enclosing bf16 autocast (as in training) does not leak into scoring
+    llama = tiny_model(seed=6)
+    toks = [[5, 9, 11, 40], [7, 8]]
+    ref = sentence_logprobs(llama, toks, EOS, "cpu")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert sentence_logprobs(llama, toks, EOS, "cpu") == pytest.approx(ref, abs=1e-6)
 
 
 def test_fresh_model_is_near_chance_on_many_random_pairs():

@@ -4,6 +4,7 @@ them, a prepared-corpus directory with its manifest) instead of a training subpr
 import dataclasses
 import functools
 import json
+import os
 import subprocess
 import sys
 
@@ -164,6 +165,7 @@ def test_evaluate_run_pairs_records_accuracy(tmp_path):
     updated = evaluate_run_pairs(run_dir, final, device="cpu")
     assert updated["pairs"] == 1.0  # the final weights were trained on the good sentences
     assert updated["pairs_by_phenomenon"] == {"agreement": 1.0, "word_order": 1.0}
+    assert updated["pairs_macro"] == 1.0 and updated["pairs_ties"] == 0
     assert read_final(run_dir) == json.loads(json.dumps(updated))
     details = json.loads((run_dir / "pairs.json").read_text())
     assert details["n"] == 5 and len(details["pairs"]) == 5 and details["step"] == STEPS
@@ -191,3 +193,89 @@ def test_load_run_model_refuses_a_corrupt_final_checkpoint(tmp_path):
     blob.write_bytes(bytes(data))
     with pytest.raises(ConfigError, match="checksum mismatch"):
         load_run_model(run_dir)
+
+
+def _write_pairs(path, pairs):
+    path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    return path
+
+
+def test_scorer_gives_the_same_answers_through_the_exported_hf_folder(tmp_path, monkeypatch):
+    """Issue: our scorer through our model and through the export agree (accuracy; log-probs 1e-4)."""
+    from lab.evaluate import evaluate_path
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run_dir, _, _ = make_run(tmp_path, tie=False)
+    hf_dir = export_hf(run_dir, tmp_path / "hf")
+    pairs_file = _write_pairs(tmp_path / "pairs.jsonl", _pairs())
+    ours = evaluate_path(run_dir, pairs_file, device="cpu", details=True)
+    theirs = evaluate_path(hf_dir, pairs_file, device="cpu", details=True)
+    assert ours["kind"] == "run" and theirs["kind"] == "hf"
+    assert ours["bos_id"] == theirs["bos_id"] == EOS
+    assert ours["accuracy"] == theirs["accuracy"] == 1.0
+    for key in ("n", "correct", "n_ties", "macro_accuracy", "accuracy_norm", "by_phenomenon"):
+        assert ours[key] == theirs[key], key
+    for a, b in zip(ours["pairs"], theirs["pairs"]):
+        assert (a["tokens_good"], a["tokens_bad"]) == (b["tokens_good"], b["tokens_bad"])
+        assert abs(a["logprob_good"] - b["logprob_good"]) <= 1e-4
+        assert abs(a["logprob_bad"] - b["logprob_bad"]) <= 1e-4
+    # a snapshot through the run directory is the snapshot's score (untrained: not all correct)
+    snap = evaluate_path(run_dir, pairs_file, device="cpu", snapshot="chck_1")
+    assert snap["accuracy"] < 1.0 and snap["step"] == 1
+
+    # the command line on the HF folder, in a real subprocess, prints the same numbers as JSON
+    proc = subprocess.run([sys.executable, "-m", "lab.evaluate", str(hf_dir), "--pairs", str(pairs_file), "--json",
+                           "--device", "cpu"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    cli = json.loads(proc.stdout)
+    assert cli["accuracy"] == ours["accuracy"] and cli["by_phenomenon"] == ours["by_phenomenon"]
+    assert cli["n_ties"] == 0 and cli["macro_accuracy"] == 1.0
+
+
+def test_evaluate_cli_table_directory_of_pairs_and_bad_input(tmp_path, capsys):
+    from lab.cli import main_guard
+    from lab.evaluate import main as evaluate_main
+
+    run_dir, _, _ = make_run(tmp_path)
+    blimp = tmp_path / "blimp"
+    blimp.mkdir()  # BLiMP's layout: one file per paradigm, phenomenon in linguistics_term or the name
+    pairs = _pairs()
+    _write_pairs(blimp / "sv_agreement.jsonl", [{k: v for k, v in p.items() if k != "phenomenon"} | {"UID": None}
+                                                 for p in pairs[:3]])
+    _write_pairs(blimp / "order.jsonl", [{**{k: v for k, v in p.items() if k != "phenomenon"},
+                                          "linguistics_term": "word_order"} for p in pairs[3:]])
+    assert evaluate_main([str(run_dir), "--pairs", str(blimp), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "sv_agreement" in out and "word_order" in out and "macro average" in out and "100.00" in out
+
+    (tmp_path / "bad.jsonl").write_text('{"sentence_good": "a"}\n')
+    cases = [
+        ([str(run_dir), "--pairs", str(tmp_path / "missing.jsonl")], "error: pairs: "),
+        ([str(run_dir), "--pairs", str(tmp_path / "bad.jsonl")], "error: pairs: "),
+        ([str(tmp_path / "nope"), "--pairs", str(blimp)], "error: model: "),
+        ([str(run_dir), "--pairs", str(blimp), "--snapshot", "chck_9"], "error: snapshot: "),
+        ([str(run_dir), "--pairs", str(blimp), "--device", "tpu"], "error: device: "),
+    ]
+    for argv, prefix in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            main_guard(lambda: evaluate_main(argv))
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(prefix) and err.count("\n") == 1, err
+
+
+def test_worker_keeps_a_finished_run_done_when_pair_scoring_fails(tmp_path, monkeypatch, capsys):
+    from lab.sweep import pairs, worker
+
+    run_dir, _, _ = make_run(tmp_path)
+    final = read_final(run_dir)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("tokenizer went missing\nsecond line")
+
+    monkeypatch.setattr(pairs, "evaluate_run_pairs", broken)
+    updated = worker._evaluate_pairs(run_dir, final)
+    assert updated["status"] == "done" and updated["pairs_error"] == "RuntimeError: tokenizer went missing"
+    assert "pairs" not in updated and read_final(run_dir) == json.loads(json.dumps(updated))
+    assert "minimal-pair evaluation failed: RuntimeError: tokenizer went missing" in capsys.readouterr().err

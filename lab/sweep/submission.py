@@ -1,0 +1,303 @@
+"""A BabyLM submission folder from a finished "babylm" grid run.
+
+    <grid dir>/submission/
+        chck_1M/ ... chck_100M/   one Hugging Face folder per intermediate checkpoint (the
+                                  revision names BabyLM's 2025 pipeline evaluates)
+        main/                     the final model
+        results.json              every checkpoint's words seen and minimal-pair scores
+        README.md                 the model card: data, budget, architecture, results table
+
+(A grid with several runs, e.g. two sizes, gets submission/<run id>/ per run instead.)
+
+Each folder is written by lab.export (loads offline with AutoModelForCausalLM/AutoTokenizer)
+and then scored through that folder with lab.evaluate (the HF path), so the numbers in the table
+are those of the files being submitted; so is each checkpoint's validation loss (the clean
+validation split, as the trainer measures it, in float32). Rerunning skips folders already
+exported from the same weights (lab_export.json says which) and checkpoints already scored
+(lab_eval.json in the folder); README.md and results.json are rebuilt every time from those.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from lab.runs import read_final, write_json
+
+EVAL_FILE = "lab_eval.json"
+SUMMARY_KEYS = ("accuracy", "macro_accuracy", "accuracy_norm", "macro_accuracy_norm", "n", "correct",
+                "n_ties", "n_ties_norm", "n_nan")
+
+
+def _weights_meta(run_dir: Path, snapshot: str | None, final: dict) -> dict:
+    if snapshot is None:
+        return {"step": int(final["steps"]), "tokens": int(final["tokens"])}
+    meta = json.loads((run_dir / "snapshots" / snapshot / "meta.json").read_text())
+    return {"step": int(meta["step"]), "tokens": int(meta["tokens"])}
+
+
+def _export_is_current(folder: Path, run_dir: Path, snapshot: str | None, step: int) -> bool:
+    try:
+        info = json.loads((folder / "lab_export.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (info.get("run_dir") == str(run_dir.resolve()) and info.get("snapshot") == snapshot
+            and info.get("step") == step and (folder / "model.safetensors").is_file())
+
+
+def _pair_sources(run_dir: Path, final: dict, extra: str | None) -> list[tuple[str, str]]:
+    """(label, pairs source): the corpus's own pairs when it has them, plus grid.pairs."""
+    from lab.evaluate import load_corpus
+
+    sources = []
+    corpus_dir = final.get("corpus_dir")
+    if corpus_dir and Path(corpus_dir).is_dir():
+        pairs = load_corpus(corpus_dir).pairs_path
+        if pairs is not None:
+            sources.append(("corpus_pairs", str(pairs)))
+    if extra:
+        sources.append(("pairs", extra))
+    return sources
+
+
+def validation_loss(folder: Path, corpus_dir: str, seq_len: int, eval_tokens: int, device: str | None = None,
+                    batch_size: int = 16) -> dict:
+    """Loss (nats/token) and bits/byte of the HF folder's model on the corpus's clean validation
+    split: the first eval_tokens tokens in seq_len windows, as the trainer measures it, in float32."""
+    import math
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from lab.data import eval_batches, token_byte_lengths
+    from lab.evaluate import default_device, load_corpus
+
+    device = device or default_device()
+    corpus = load_corpus(corpus_dir)
+    byte_lengths = token_byte_lengths(corpus.tokenizer_path)
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32).to(device).eval()
+    nats, n_tokens, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in eval_batches(corpus.tokens("val_clean"), seq_len, eval_tokens, batch_size):
+            logits = model(input_ids=x.to(device)).logits.float()
+            nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.to(device).reshape(-1),
+                                                    reduction="sum")
+            nats += float(nll.double())
+            n_tokens += y.numel()
+            n_bytes += int(byte_lengths[y.numpy()].sum())
+    return {"val_loss": nats / n_tokens, "val_bpb": nats / math.log(2) / max(1, n_bytes), "tokens": n_tokens}
+
+
+def _evaluate(folder: Path, sources: list[tuple[str, str]], device: str | None, val: dict | None = None) -> dict:
+    """{label: scores without per-pair details} (and "val": validation loss) for the HF folder,
+    cached in lab_eval.json."""
+    from lab.evaluate import evaluate_path
+
+    cache = folder / EVAL_FILE
+    try:
+        done = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        done = {}
+    changed = False
+    if val is not None and done.get("val", {}).get("settings") != val:
+        done["val"] = {**validation_loss(folder, device=device, **val), "settings": val}
+        changed = True
+    for label, source in sources:
+        if label in done and done[label].get("pairs_source") == source:
+            continue
+        done[label] = evaluate_path(folder, source, device=device)
+        changed = True
+    if changed:
+        write_json(cache, done)
+    return done
+
+
+def build_submission(run_dir: Path, out: Path, *, grid: str, scale: str, track_corpus: str,
+                     axes: dict, extra_pairs: str | None = None, device: str | None = None,
+                     log=print) -> dict:
+    """Export + evaluate every snapshot and the final model of a finished run into `out`."""
+    from lab.checkpoint import list_snapshots
+    from lab.errors import ConfigError
+    from lab.export import export_hf
+
+    from lab.evaluate import quiet_transformers
+
+    quiet_transformers()
+    run_dir = Path(run_dir)
+    final = read_final(run_dir) or {}
+    if final.get("status") != "done":
+        raise ConfigError("run_dir", f"{run_dir} is not a finished run ({final.get('status', 'no final.json')})")
+    out.mkdir(parents=True, exist_ok=True)
+    sources = _pair_sources(run_dir, final, extra_pairs)
+    val = None
+    if final.get("corpus_dir") and Path(final["corpus_dir"]).is_dir():
+        from lab.evaluate import read_run_config
+
+        cfg, _ = read_run_config(run_dir)
+        val = {"corpus_dir": final["corpus_dir"], "seq_len": cfg.train.seq_len, "eval_tokens": cfg.train.eval_tokens}
+    names = [p.name for p in list_snapshots(run_dir)] + ["main"]
+    for stale in sorted(out.iterdir()):  # exports of an earlier schedule or run: not this submission
+        if stale.is_dir() and stale.name not in names and (stale / "lab_export.json").is_file():
+            import shutil
+
+            shutil.rmtree(stale)
+            log(f"submission: removed {stale.name} (not a checkpoint of {run_dir.name})")
+    exported = reused = 0
+    started = time.perf_counter()
+    rows = []
+    tokens_per_word = final.get("tokens_per_word") or 1.0
+    for name in names:
+        snapshot = None if name == "main" else name
+        meta = _weights_meta(run_dir, snapshot, final)
+        folder = out / name
+        if _export_is_current(folder, run_dir, snapshot, meta["step"]):
+            reused += 1
+        else:
+            export_hf(run_dir, folder, snapshot=snapshot)
+            exported += 1
+        scores = _evaluate(folder, sources, device, val)
+        row = {"name": name, "step": meta["step"], "tokens": meta["tokens"],
+               "words": meta["tokens"] / tokens_per_word,
+               "nominal_words": axes.get("snapshots", {}).get(name, final.get("words"))}
+        if "val" in scores:
+            row.update(val_loss=scores["val"]["val_loss"], val_bpb=scores["val"]["val_bpb"])
+        for label, result in scores.items():
+            if label == "val":
+                continue
+            row[label] = {k: result.get(k) for k in SUMMARY_KEYS}
+            row[label]["by_phenomenon"] = {k: v["accuracy"] for k, v in result["by_phenomenon"].items()}
+        if name == "main":
+            row.update(final_val_loss=final.get("final_val_loss"), final_val_bpb=final.get("final_val_bpb"))
+        rows.append(row)
+    results = _results(run_dir, final, grid, scale, track_corpus, axes, rows, sources)
+    write_json(out / "results.json", results)
+    (out / "README.md").write_text(model_card(results))
+    log(f"submission: {len(names)} models ({exported} exported, {reused} already there) "
+        f"in {time.perf_counter() - started:.0f}s -> {out}")
+    return results
+
+
+def _results(run_dir: Path, final: dict, grid: str, scale: str, track_corpus: str, axes: dict,
+             rows: list[dict], sources: list[tuple[str, str]]) -> dict:
+    from lab.evaluate import read_run_config
+
+    cfg, _ = read_run_config(run_dir)
+    c, m, t = cfg.corpus, cfg.model, cfg.train
+    real = c.name == track_corpus
+    return {
+        "grid": grid, "scale": scale, "run_id": run_dir.name, "run_dir": str(run_dir.resolve()),
+        "data": {"corpus": c.name, "track": track_corpus, "real_babylm_data": real,
+                 "offline_stand_in": not real, "path": c.path, "hub_id": c.hub_id,
+                 "corpus_words": axes.get("corpus_words"), "train_words_prepared": c.train_words,
+                 "corpus_dir": final.get("corpus_dir"), "tokens_per_word": final.get("tokens_per_word")},
+        "budget": {"words": t.words, "epochs": axes.get("epochs"), "max_epochs": axes.get("max_epochs", 10.0),
+                   "words_trained": final.get("words"), "tokens_trained": final.get("tokens"),
+                   "epochs_trained_windows": final.get("epochs"), "word_unit": axes.get("word_unit"),
+                   "checkpoints": {k: v for k, v in t.snapshots.items()}},
+        "architecture": {"type": "LlamaForCausalLM", "params": final.get("params"),
+                         "non_embedding_params": final.get("non_embedding_params"), "d_model": m.d_model,
+                         "n_layers": m.n_layers, "n_heads": m.n_heads, "n_kv_heads": m.n_kv_heads,
+                         "vocab_size": m.vocab_size, "tie_embeddings": m.tie_embeddings, "seq_len": t.seq_len},
+        "training": {"batch_size": t.batch_size, "lr": t.lr, "schedule": t.schedule, "warmup": t.warmup,
+                     "weight_decay": t.weight_decay, "precision": final.get("precision"),
+                     "device": final.get("device"), "wall_s": final.get("wall_s"), "seed": cfg.seed,
+                     "code_version": final.get("code_version")},
+        "final": {"val_loss": final.get("final_val_loss"), "val_bpb": final.get("final_val_bpb"),
+                  "pairs": final.get("pairs")},
+        "pairs_sources": dict(sources), "val_eval_tokens": t.eval_tokens,
+        "checkpoints": rows,
+    }
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+def model_card(results: dict) -> str:
+    d, b, a, tr = results["data"], results["budget"], results["architecture"], results["training"]
+    if d["real_babylm_data"]:
+        where = d["path"] or f"the hub copy {d['hub_id'] or 'of the registry default'}"
+        data = (f"The BabyLM `{d['track']}` training corpus ({where}), its first "
+                f"{d['train_words_prepared']:,} words.")
+    else:
+        data = (f"**Offline stand-in**: the embedded synthetic corpus (`{d['corpus']}`), "
+                f"{d['train_words_prepared']:,} generated words, in place of the BabyLM `{d['track']}` "
+                f"corpus at the same word budget. Not a valid BabyLM submission; train with "
+                f"`corpus={d['track']}` for that.")
+    scale_note = ""
+    if results["scale"] != "gpu":
+        scale_note = (f"\nScale `{results['scale']}`: corpus, budget and checkpoint unit are shrunk by one factor "
+                      f"(unit {b['word_unit']:,.0f} words instead of 1M), and checkpoints are named by the words "
+                      f"actually seen, not by BabyLM's names.\n")
+    labels = [label for label in ("corpus_pairs", "pairs") if label in results["pairs_sources"]]
+    head = "| revision | step | words seen | tokens | val loss |" + "".join(
+        f" {label} acc % | macro % | norm % | ties |" for label in labels)
+    sep = "|---|---:|---:|---:|---:|" + "---:|---:|---:|---:|" * len(labels)
+    lines = [head, sep]
+    for row in results["checkpoints"]:
+        cells = [f"`{row['name']}`", str(row["step"]), f"{row['words']:,.0f}", f"{row['tokens']:,}",
+                 _fmt(row.get("val_loss"))]
+        for label in labels:
+            s = row.get(label) or {}
+            cells += [_pct(s.get("accuracy")), _pct(s.get("macro_accuracy")), _pct(s.get("accuracy_norm")),
+                      str(s.get("n_ties", "n/a"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    sources = "\n".join(f"- `{k}`: {v}" for k, v in results["pairs_sources"].items()) or "- none (the corpus has no pairs)"
+    final = results["final"]
+    return f"""---
+library_name: transformers
+pipeline_tag: text-generation
+tags: [babylm, llama, causal-lm, lab]
+---
+
+# BabyLM {d['track']} submission: `{results['run_id']}`
+
+Trained from scratch by `lab` (`python experiments/run.py grid={results['grid']} scale={results['scale']}`).
+Each folder here is a Hugging Face model (`AutoModelForCausalLM` + `AutoTokenizer`); upload
+them as the revisions of one repository (`main` is the final model).
+
+## Data
+
+{data}
+
+## Budget
+
+- {b['words']:,.0f} words seen ({b['epochs']:g} epochs of {d['corpus_words']:,.0f} words; BabyLM caps at {b['max_epochs']:g})
+- trained: {b['tokens_trained']:,} tokens = {b['words_trained']:,.0f} words at {d['tokens_per_word']:.3f} tokens/word
+- intermediate checkpoints at: {', '.join(f'{k} ({v:,.0f})' for k, v in sorted(b['checkpoints'].items(), key=lambda kv: kv[1]))} words
+{scale_note}
+## Architecture
+
+Llama (RMSNorm, rotary, SwiGLU, grouped-query attention): {a['params']:,} parameters
+({a['non_embedding_params']:,} non-embedding), d_model={a['d_model']}, n_layers={a['n_layers']},
+n_heads={a['n_heads']}, n_kv_heads={a['n_kv_heads']}, vocab={a['vocab_size']} (byte-level BPE),
+tied embeddings={a['tie_embeddings']}, context {a['seq_len']} tokens.
+Training: batch {tr['batch_size']} x {a['seq_len']} tokens, lr {tr['lr']:g} ({tr['schedule']}, warmup {tr['warmup']:g}),
+weight decay {tr['weight_decay']:g}, {tr['precision']} on {tr['device']}, seed {tr['seed']}, {tr['wall_s']:.0f}s.
+
+## Results
+
+Zero-shot minimal pairs: a sentence's score is the sum of log P(token | `</s>`, tokens before),
+scored through the exported folders in float32. acc = strictly higher score for the good
+sentence (ties counted apart, not as correct), macro = mean over phenomena, norm = scores
+divided by the number of tokens.
+
+{table}
+
+val loss: nats/token on the clean validation split (first {_val_tokens(results)} tokens), float32.
+Final model (training's own measurement): validation loss {_fmt(final['val_loss'])} nats/token, {_fmt(final['val_bpb'])} bits/byte.
+
+Pairs:
+{sources}
+
+Full numbers: `results.json`.
+"""
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def _val_tokens(results: dict) -> str:
+    return f"{results.get('val_eval_tokens') or 0:,}"
