@@ -32,6 +32,7 @@ import numpy as np
 from corpora import tokenizer as bpe
 from corpora.config import CorpusConfig
 from corpora.shards import ShardInfo, open_shard, sha256_file, write_shard
+from lab.checkpoint import fsync_path
 from lab.errors import ConfigError
 
 FORMAT_VERSION = 1
@@ -216,23 +217,15 @@ def _file_lock(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _publish(tmp: Path, final: Path) -> None:
     """Move a finished temporary directory into place (the old one, if any, goes aside first)."""
-    _fsync_dir(tmp)
+    fsync_path(tmp)
     if final.exists():
         aside = final.with_name(f".{final.name}.old{os.getpid()}")
         os.replace(final, aside)
         shutil.rmtree(aside, ignore_errors=True)
     os.replace(tmp, final)
-    _fsync_dir(final.parent)
+    fsync_path(final.parent)
 
 
 def _write_text_file(path: Path, text: str) -> str:

@@ -14,6 +14,8 @@ from typing import Iterable
 
 import numpy as np
 
+from lab.checkpoint import sha256_file  # noqa: F401  (re-exported: the shard checksum)
+
 
 @dataclass
 class ShardInfo:
@@ -49,11 +51,3 @@ def open_shard(directory: Path, info: dict) -> np.ndarray:
     if info["tokens"] == 0:
         return np.zeros(0, dtype=info["dtype"])
     return np.memmap(directory / info["file"], dtype=info["dtype"], mode="r", shape=(info["tokens"],))
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
