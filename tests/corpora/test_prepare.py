@@ -183,3 +183,16 @@ def test_command_lines(tmp_path, prepared):
     missing = subprocess.run([sys.executable, "-m", "corpora.stats", str(tmp_path / "nope")], cwd=ROOT,
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and missing.stderr.startswith("error: path:")
+
+
+def test_cleaning_removes_flagged_web_documents(tmp_path):
+    cfg = small(tmp_path, quality=0.0, train_words=15_000, pairs_per_phenomenon=0, clean=True)
+    corpus = prepare_corpus(cfg, log=lambda m: None)
+    cleaning = corpus.manifest["cleaning"]
+    kept = corpus.manifest["splits"]["train"]
+    assert cleaning["documents_after"] == kept["documents"] < cleaning["documents_before"]
+    assert cleaning["words_after"] == kept["words"]
+    labels = [json.loads(line) for line in open(corpus.path / "documents.jsonl")]
+    assert len(labels) == kept["documents"]
+    # Boilerplate pages are the commonest defect and the filters catch them all.
+    assert not any("boilerplate" in label["defects"] for label in labels)
