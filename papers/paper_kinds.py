@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from analysis import figures as analysis_figures
 from analysis.figure_style import figure_style, new_figure, save_figure
@@ -154,7 +155,7 @@ def tokens_per_param(name: str, keys: list[str], ctx: Context, directory: Path):
             "ours": [{"label": label, "value": None if e is None else e.value,
                       "ci": None if e is None else [e.low, e.high]} for label, e in rows]}
     with figure_style():
-        figure, (ax,) = new_figure(width=6.4, height=1.4 + 0.35 * (len(rows) + 1))
+        figure, (ax,) = new_figure(width=6.4, height=1.9 + 0.35 * (len(rows) + 1))
         y = np.arange(len(rows))[::-1]
         for yi, (label, estimate) in zip(y, rows):
             if estimate is None or not np.isfinite(estimate.value) or estimate.value <= 0:
@@ -173,8 +174,13 @@ def tokens_per_param(name: str, keys: list[str], ctx: Context, directory: Path):
         ax.set_yticklabels([label for label, _ in rows])
         ax.set_ylim(-0.8, len(rows) - 0.2)
         ax.set_xscale("log")
+        # The axis spans less than a decade: plain numbers, no overlapping minor labels.
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks([t for t in (1, 2, 5, 10, 20, 50, 100, 200) if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]])
         ax.set_xlabel(f"compute-optimal tokens per parameter at C = {ctx.budget:.3g} FLOPs")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        # Legend under the axes, so the plot keeps the figure's full width.
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=7)
         return save_figure(figure, directory, name, data), sorted(run_ids)
 
 
