@@ -31,8 +31,8 @@ import numpy as np
 
 from corpora import tokenizer as bpe
 from corpora.config import CorpusConfig
-from corpora.shards import ShardInfo, open_shard, sha256_file, write_shard
-from lab.checkpoint import fsync_path
+from corpora.shards import ShardInfo, open_shard, write_shard
+from lab.checkpoint import fsync_path, sha256_file
 from lab.errors import ConfigError
 
 FORMAT_VERSION = 1

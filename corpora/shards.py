@@ -14,8 +14,6 @@ from typing import Iterable
 
 import numpy as np
 
-from lab.checkpoint import sha256_file  # noqa: F401  (re-exported: the shard checksum)
-
 
 @dataclass
 class ShardInfo:

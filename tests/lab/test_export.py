@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from corpora.config import CorpusConfig
-from corpora.shards import sha256_file
+from lab.checkpoint import sha256_file
 from lab import checkpoint
 from lab.config import ModelConfig, RunConfig, TrainConfig
 from lab.errors import ConfigError
