@@ -78,6 +78,10 @@ class TrainConfig:
     max_epochs: float = 1.0
     # Progress bar: "auto" (a bar on a terminal, plain lines otherwise), "bar", "lines", "none".
     progress: str = "auto"
+    # torch.compile the training forward/backward. Fuses the elementwise ops between matmuls
+    # (~15% faster on this CPU in bf16, more on a GPU) at the price of a one-off compilation
+    # (~1 min on 2 CPU cores per model shape, cached on disk after that): worth it for long runs.
+    compile: bool = False
     # Permanent weight snapshots, name -> tokens (or words) seen (e.g. BabyLM's chck_1M):
     # saved under <run>/snapshots/<name> at the first step that reaches the count, never pruned.
     snapshots: dict[str, float] = field(default_factory=dict)

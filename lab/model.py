@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lab.attention import causal_attention
 from lab.config import ModelConfig
 from lab.fused_loss import linear_cross_entropy
 
@@ -40,7 +41,12 @@ class RMSNorm(nn.Module):
         dtype = x.dtype
         x = x.float()
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x.to(dtype)
+        out = self.weight * x.to(dtype)
+        # Under autocast the output only feeds matmuls: cast it once here rather than once per
+        # projection that reads it (q, k, v; gate, up).
+        if torch.is_autocast_enabled(out.device.type):
+            return out.to(torch.get_autocast_dtype(out.device.type))
+        return out
 
 
 class RotaryEmbedding(nn.Module):
@@ -59,7 +65,7 @@ class RotaryEmbedding(nn.Module):
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    # x: (B, H, T, hd); cos/sin: (T, hd)
+    # x: (B, T, H, hd); cos/sin: (T, 1, hd)
     half = x.shape[-1] // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
     return (x * cos + rotated * sin).to(x.dtype)
@@ -78,15 +84,17 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
-        q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
-        k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
-        v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        # SDPA broadcasts the shared K/V heads over each query group itself.
-        y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, enable_gqa=self.n_kv_heads != self.n_heads
-        )  # (B, H, T, hd)
-        return self.wo(y.transpose(1, 2).reshape(B, T, -1))
+        hd = self.head_dim
+        # One matmul for q, k and v: their weights stay separate parameters (HF's layout).
+        qkv = F.linear(x, torch.cat((self.wq.weight, self.wk.weight, self.wv.weight)))
+        q, k, v = qkv.split((self.n_heads * hd, self.n_kv_heads * hd, self.n_kv_heads * hd), dim=-1)
+        cos, sin = cos[:, None, :], sin[:, None, :]  # broadcast over heads
+        # 1/sqrt(hd) rides on q's rotation tables: one multiply on a (T, hd) table, not on q.
+        scale = hd ** -0.5
+        q = apply_rotary(q.view(B, T, self.n_heads, hd), cos * scale, sin * scale)
+        k = apply_rotary(k.view(B, T, self.n_kv_heads, hd), cos, sin)
+        y = causal_attention(q, k, v.view(B, T, self.n_kv_heads, hd))  # (B, T, H * hd)
+        return self.wo(y)
 
 
 class SwiGLU(nn.Module):
@@ -98,7 +106,9 @@ class SwiGLU(nn.Module):
         self.w_down = nn.Linear(hidden, cfg.d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))
+        # gate and up in one matmul, as for q/k/v.
+        gate, up = F.linear(x, torch.cat((self.w_gate.weight, self.w_up.weight))).chunk(2, dim=-1)
+        return self.w_down(F.silu(gate) * up)
 
 
 class Block(nn.Module):

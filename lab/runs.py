@@ -19,7 +19,9 @@ from lab.config import RunConfig
 # Fields that change how a run is shown or stored, not what it computes.
 _NOT_IDENTITY = {("out_dir",), ("name",), ("train", "progress"), ("train", "log_every"),
                  ("train", "checkpoint_every"), ("train", "keep_checkpoints"), ("train", "threads"),
-                 ("corpus", "cache_dir"), ("corpus", "workers")}
+                 ("corpus", "cache_dir"), ("corpus", "workers"),
+                 # Compiled and eager training compute the same thing (to rounding).
+                 ("train", "compile")}
 
 
 def identity(cfg: RunConfig) -> dict:
@@ -35,8 +37,10 @@ def identity(cfg: RunConfig) -> dict:
 def run_id(cfg: RunConfig) -> str:
     """A readable prefix and a hash of everything that determines the result."""
     digest = hashlib.sha256(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()[:10]
-    m = cfg.model
-    return f"d{m.d_model}-l{m.n_layers}-t{cfg.train.tokens:.0e}-q{cfg.corpus.quality:g}-{digest}".replace("+", "")
+    m, t = cfg.model, cfg.train
+    # The prefix names the budget in the unit the run was given: words (BabyLM) or tokens.
+    budget = f"w{t.words:.0e}" if t.words is not None else f"t{t.tokens:.0e}"
+    return f"d{m.d_model}-l{m.n_layers}-{budget}-q{cfg.corpus.quality:g}-{digest}".replace("+", "")
 
 
 def code_version() -> str:

@@ -110,14 +110,16 @@ class _null:
 @torch.no_grad()
 def evaluate(model, tokens: np.ndarray, byte_lengths: np.ndarray, t: TrainConfig,
              precision: Precision) -> dict:
-    """Held-out loss in nats per token and bits per byte over the first eval_tokens tokens."""
+    """Held-out loss in nats per token and bits per byte over the first eval_tokens tokens.
+
+    Takes the bare model (not a DDP or torch.compile wrapper): evaluation needs no gradient
+    sync, and a compiled wrapper would compile a second graph for the logits-only call."""
     model.eval()
-    inner = model.module if hasattr(model, "module") else model
     nats, n_tokens, n_bytes = 0.0, 0, 0
     for x, y in eval_batches(tokens, t.seq_len, t.eval_tokens, t.micro_batch_size or t.batch_size):
         x, y = x.to(precision.device), y.to(precision.device)
         with precision.autocast():
-            logits = inner(x)
+            logits = model(x)
         nll = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1),
                                                 reduction="sum")
         nats += float(nll.double())
@@ -168,6 +170,8 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
         torch.set_rng_state(ckpt.train_state["rng"]["torch"])
         start_step, elapsed_before = ckpt.step, ckpt.train_state["elapsed_s"]
     trained = ddp_wrap(model) if ddp_wrap is not None else model
+    if t.compile:
+        trained = torch.compile(trained)
     metrics = MetricsLog(run_dir / "metrics.jsonl", start_step if ckpt else None) if is_writer else None
     label = cfg.name or run_dir.name
     progress = Progress(plan.steps, start_step, plan.tokens_per_step, t.progress if is_writer else "none", label)
@@ -201,7 +205,7 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
                    "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tok_s,
                    "mfu": tok_s * shape["flops_per_token"] / peak if peak == peak else float("nan")}
             if t.eval_every and done % t.eval_every == 0 and done != plan.steps:
-                val = evaluate(trained, corpus.tokens("val_clean"), byte_lengths, t, precision)
+                val = evaluate(model, corpus.tokens("val_clean"), byte_lengths, t, precision)
                 row.update(val_loss=val["loss"], val_bpb=val["bpb"])
             if metrics is not None:
                 metrics.write(row)
@@ -227,8 +231,8 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
     rows = _recent_losses(run_dir / "metrics.jsonl") if is_writer else []
     final["final_train_loss"] = rows[-1] if rows else None
     if status == "done":
-        val = evaluate(trained, corpus.tokens("val_clean"), byte_lengths, t, precision)
-        own = evaluate(trained, corpus.tokens("val"), byte_lengths, t, precision)
+        val = evaluate(model, corpus.tokens("val_clean"), byte_lengths, t, precision)
+        own = evaluate(model, corpus.tokens("val"), byte_lengths, t, precision)
         final.update(final_val_loss=val["loss"], final_val_bpb=val["bpb"], val_tokens=val["tokens"],
                      final_val_own_loss=own["loss"], final_val_own_bpb=own["bpb"])
     else:
