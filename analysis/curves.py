@@ -18,7 +18,7 @@ class RunCurve:
     # Training loss at each logged step, against tokens seen.
     tokens: np.ndarray
     loss: np.ndarray
-    # Validation loss on eval steps only.
+    # Validation loss on eval steps, ending with the run's final one (from the results table).
     val_tokens: np.ndarray
     val_loss: np.ndarray
 
@@ -47,13 +47,20 @@ def read_curves(grid_dir: Path, runs: RunTable) -> tuple[list[RunCurve], list[st
         if not logged:
             missing.append(run_id)
             continue
+        val_tokens = [float(r["tokens"]) for r in evaluated]
+        val_loss = [float(r["val_loss"]) for r in evaluated]
+        # metrics.jsonl has periodic evaluations only; the final one lives in final.json and
+        # the results table, and is the point every fit uses, so the curve ends on it.
+        final_tokens, final_loss = float(runs.tokens[i]), float(runs.loss[i])
+        if np.isfinite(final_loss) and (not val_tokens or val_tokens[-1] < final_tokens):
+            val_tokens.append(final_tokens)
+            val_loss.append(final_loss)
         curves.append(RunCurve(
             run_id=run_id, params=float(runs.params[i]),
             flops_per_token=float(runs.flops[i] / runs.tokens[i]),
             tokens=np.array([r["tokens"] for r in logged], dtype=float),
             loss=np.array([r["loss"] for r in logged], dtype=float),
-            val_tokens=np.array([r["tokens"] for r in evaluated], dtype=float),
-            val_loss=np.array([r["val_loss"] for r in evaluated], dtype=float)))
+            val_tokens=np.array(val_tokens), val_loss=np.array(val_loss)))
     shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
     notes = [f"no loss curve for {len(missing)} of {len(runs)} runs: {shown}"] if missing else []
     return curves, notes

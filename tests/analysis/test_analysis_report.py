@@ -118,3 +118,24 @@ def test_missing_results_is_an_error_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "analysis.report", str(tmp_path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.startswith("error: table: no such file")
+
+
+def test_loss_curve_ends_on_the_final_validation_loss(tmp_path):
+    """The trainer logs val_loss in metrics.jsonl only at periodic evaluations (none when
+    eval_every=0); the final one is in the results table and must still end the curve."""
+    from analysis.curves import read_curves
+    from analysis.table import read_table
+
+    rows = isoflop_rows(SURFACE, [1e13], sizes_per_budget=3, noise=0.0, seed=0, qualities=(1.0,))
+    grid = write_grid(tmp_path / "grid", rows, SURFACE, logged_steps=4)
+    for row in rows:  # strip every val_loss, as a run with eval_every=0 leaves it
+        path = grid / "runs" / row["run_id"] / "metrics.jsonl"
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "val_loss"}) + "\n"
+                                for r in records))
+    curves, notes = read_curves(grid, read_table(grid / "results.csv").runs)
+    assert not notes and len(curves) == 3
+    expected = {r["run_id"]: (float(r["tokens"]), float(r["final_val_loss"])) for r in rows}
+    for curve in curves:
+        assert curve.val_tokens.tolist() == [expected[curve.run_id][0]]
+        assert curve.val_loss.tolist() == pytest.approx([expected[curve.run_id][1]])
