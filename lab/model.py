@@ -18,6 +18,7 @@ from torch import nn
 
 from lab.attention import causal_attention
 from lab.config import ModelConfig
+from lab.fused import rms_norm, rotary
 from lab.fused_loss import linear_cross_entropy
 
 
@@ -37,20 +38,15 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Normalise in fp32 whatever the compute dtype: the mean of squares underflows in bf16.
-        dtype = x.dtype
-        x = x.float()
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        out = self.weight * x.to(dtype)
         # Under autocast the output only feeds matmuls: cast it once here rather than once per
-        # projection that reads it (q, k, v; gate, up).
-        if torch.is_autocast_enabled(out.device.type):
-            return out.to(torch.get_autocast_dtype(out.device.type))
-        return out
+        # projection that reads it (q, k, v; gate, up). The statistics are fp32 either way.
+        device = x.device.type
+        out_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+        return rms_norm(x, self.weight, self.eps, out_dtype)
 
 
 class RotaryEmbedding(nn.Module):
-    """cos/sin tables for the half-split rotation (HF's ``rotate_half`` convention)."""
+    """Rotation tables for the half-split rotation (HF's ``rotate_half`` convention)."""
 
     def __init__(self, head_dim: int, theta: float):
         super().__init__()
@@ -58,17 +54,10 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def forward(self, seq_len: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin of position x frequency, (T, hd/2): the tables both halves share."""
         t = torch.arange(seq_len, device=device, dtype=torch.float32)
-        freqs = torch.outer(t, self.inv_freq.to(device))  # (T, hd/2)
-        emb = torch.cat((freqs, freqs), dim=-1)  # (T, hd)
-        return emb.cos(), emb.sin()
-
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    # x: (B, T, H, hd); cos/sin: (T, 1, hd)
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return (x * cos + rotated * sin).to(x.dtype)
+        freqs = torch.outer(t, self.inv_freq.to(device))
+        return freqs.cos(), freqs.sin()
 
 
 class Attention(nn.Module):
@@ -88,11 +77,12 @@ class Attention(nn.Module):
         # One matmul for q, k and v: their weights stay separate parameters (HF's layout).
         qkv = F.linear(x, torch.cat((self.wq.weight, self.wk.weight, self.wv.weight)))
         q, k, v = qkv.split((self.n_heads * hd, self.n_kv_heads * hd, self.n_kv_heads * hd), dim=-1)
-        cos, sin = cos[:, None, :], sin[:, None, :]  # broadcast over heads
-        # 1/sqrt(hd) rides on q's rotation tables: one multiply on a (T, hd) table, not on q.
+        # Tables broadcast over heads, in the activations' dtype (bf16 under autocast, as HF).
+        cos, sin = cos[:, None, :], sin[:, None, :]
+        # 1/sqrt(hd) rides on q's rotation tables: one multiply on a (T, hd/2) table, not on q.
         scale = hd ** -0.5
-        q = apply_rotary(q.view(B, T, self.n_heads, hd), cos * scale, sin * scale)
-        k = apply_rotary(k.view(B, T, self.n_kv_heads, hd), cos, sin)
+        q = rotary(q.view(B, T, self.n_heads, hd), (cos * scale).to(q.dtype), (sin * scale).to(q.dtype))
+        k = rotary(k.view(B, T, self.n_kv_heads, hd), cos.to(k.dtype), sin.to(k.dtype))
         y = causal_attention(q, k, v.view(B, T, self.n_kv_heads, hd))  # (B, T, H * hd)
         return self.wo(y)
 
