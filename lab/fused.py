@@ -39,15 +39,11 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, out_dtype: torch
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, sign: float) -> torch.Tensor:
-    # Halves (x1, x2) -> (x1 cos - sign x2 sin, x2 cos + sign x1 sin), written straight into
-    # the two halves of the output (no concatenation, no negated copy).
+    # Halves (x1, x2) -> (x1 cos - x2 s, x2 cos + x1 s) with s = sign * sin: no negated copy of x.
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]
-    out = torch.empty_like(x)
-    out1, out2 = out[..., :half], out[..., half:]
-    torch.mul(x1, cos, out=out1).addcmul_(x2, sin, value=-sign)
-    torch.mul(x2, cos, out=out2).addcmul_(x1, sin, value=sign)
-    return out
+    s = sin if sign > 0 else -sin  # the (T, 1, hd/2) table, not the activations
+    return torch.cat((x1 * cos - x2 * s, x2 * cos + x1 * s), dim=-1)
 
 
 class RotaryFunction(torch.autograd.Function):
