@@ -6,6 +6,9 @@ command skips finished runs, resumes killed ones from their checkpoints, and nev
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -42,6 +45,30 @@ def grid_dir_of(entry: EntryConfig) -> Path:
     return Path(entry.out_dir) / f"{entry.grid.name}{suffix}"
 
 
+def reuse_finished_twins(missing: list[Path], out_dir: Path) -> list[Path]:
+    """Copy in runs that another grid under out_dir already finished with the same id.
+
+    A run id hashes everything that determines the result, so a twin's result is this run's
+    result (papers draw several grids that share points). Only run directories that do not
+    exist yet are filled: a partial run here resumes from its own checkpoints instead. The copy
+    lands under a temporary name and is renamed into place, and records where it came from.
+    """
+    reused = []
+    for run_dir in missing:
+        if run_dir.exists():
+            continue
+        twins = [d for d in sorted(out_dir.glob(f"*/runs/{run_dir.name}")) if d != run_dir and is_finished(d)]
+        if not twins:
+            continue
+        staging = run_dir.parent / f".{run_dir.name}.copying"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(twins[0], staging, ignore=shutil.ignore_patterns("lock"))
+        (staging / "reused_from.json").write_text(json.dumps({"source": str(twins[0].resolve())}) + "\n")
+        os.replace(staging, run_dir)
+        reused.append(run_dir)
+    return reused
+
+
 def prepare_corpora(planned: list) -> None:
     """Prepare each distinct corpus once, here, before workers start (they then hit the cache)."""
     from corpora.prepare import prepare_corpus
@@ -65,7 +92,12 @@ def run_grid(entry: EntryConfig) -> int:
         raise ConfigError("grid", "two grid points resolve to the same run (duplicate sizes or budgets?)")
     # Longest first, so parallel workers finish together instead of waiting on one big run.
     cost = {d: p.cfg.train.tokens * flops_per_token(p.cfg.model, p.cfg.train.seq_len) for p, d in zip(planned, run_dirs)}
+    reused = reuse_finished_twins([d for d in run_dirs if not is_finished(d)], Path(entry.out_dir))
     pending = sorted((d for d in run_dirs if not is_finished(d)), key=lambda d: -cost[d])
+    if reused:
+        print(f"reused {len(reused)} finished runs of other grids under {entry.out_dir} (same run id, "
+              f"so the same result): {', '.join(sorted(d.name for d in reused)[:3])}"
+              f"{' ...' if len(reused) > 3 else ''}", flush=True)
     print(f"grid {entry.grid.name} (scale {entry.scale}): {len(planned)} runs, {len(planned) - len(pending)} "
           f"finished, {len(pending)} to train -> {grid_dir}", flush=True)
     started = time.perf_counter()

@@ -40,6 +40,16 @@ def test_token_budget_grid_trains_collects_and_skips_on_rerun(tmp_path, corpus_c
     assert time.perf_counter() - start < 30  # generous: the promise is "seconds", not a benchmark
     assert _rows(tmp_path / "runs" / "token_budget-smoke" / "results.csv") == rows
 
+    # Another grid under the same out_dir with the same points copies the finished runs in
+    # (same run id = same result) instead of training them again.
+    twin = run_entry([*args, "grid.name=twin"], cwd=tmp_path)
+    assert twin.returncode == 0, twin.stdout + twin.stderr
+    assert "reused 4 finished runs" in twin.stdout and "4 finished, 0 to train" in twin.stdout
+    twin_rows = _rows(tmp_path / "runs" / "twin-smoke" / "results.csv")
+    assert [r["final_val_loss"] for r in twin_rows] == [r["final_val_loss"] for r in rows]
+    source = json.loads((tmp_path / "runs" / "twin-smoke" / "runs" / rows[0]["run_id"] / "reused_from.json").read_text())
+    assert source["source"].endswith(f"token_budget-smoke/runs/{rows[0]['run_id']}")
+
 
 def test_submitit_local_launcher_runs_the_same_worker(tmp_path, corpus_cache):
     pytest.importorskip("submitit")
