@@ -54,8 +54,8 @@ def plain_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block: in
         scores = torch.matmul(q_rows, keys_t[..., :end])  # (B, Hkv, G*n, end)
         # Row (g, t) may not see keys after t. Added in place to `scores` itself, not to a view
         # of it: an in-place op on a view makes autograd clone the whole gradient in backward.
-        future = torch.zeros(n, end, dtype=scores.dtype, device=q.device)
-        future[:, start:] = torch.full((n, n), float("-inf"), dtype=scores.dtype, device=q.device).triu_(1)
+        # Query t = start + row sees key c iff c <= t: -inf where c - row >= start + 1.
+        future = torch.full((n, end), float("-inf"), dtype=scores.dtype, device=q.device).triu_(start + 1)
         scores.add_(future.repeat(G, 1))
         # softmax of a bf16 tensor accumulates in fp32 internally.
         y = torch.matmul(torch.softmax(scores, dim=-1), values[:, :, :end])  # (B, Hkv, G*n, hd)
