@@ -1,10 +1,10 @@
 """Causal grouped-query attention, choosing the faster of two exact implementations.
 
-``scaled_dot_product_attention`` is the default everywhere. On a CPU in bf16 at short
-sequences its flash kernel (whose bf16 backward is slower than its fp32 one at small head
-dims) loses to three plain ops per block of queries: grouped matmul, masked softmax, matmul.
-bench/attention.py measures the two side by side. The plain path folds the G query heads that
-share a K/V head into the rows of one matmul, so K and V are never repeated.
+``scaled_dot_product_attention`` is the default everywhere. On a CPU at short sequences its
+flash kernel loses to a blocked attention written as batched matmuls and softmaxes (in fp32
+a little, in bf16 by ~2x: its bf16 backward is slow at small head dims); bench/attention.py
+measures the two side by side. The blocked path folds the G query heads that share a K/V head
+into the rows of one matmul, so K and V are never repeated.
 
 Both take q already multiplied by 1/sqrt(head_dim) (the model folds it into the rotary
 tables, which costs nothing) and return the heads concatenated: (B, T, H * hd).
@@ -14,13 +14,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# Beyond this many positions the blocked plain path stops winning (bench/attention.py, bf16,
-# 2 cores: plain ~1.7x faster at 256 and 512 positions, on par or slower at 1024).
-PLAIN_MAX_SEQ = 512
+# Beyond this many positions the blocked path stops winning in fp32 (bench/attention.py,
+# 2 cores: 1.1-1.3x faster than SDPA at 128-512 positions in fp32, 1.5-2.4x in bf16; at 1024
+# slower in fp32), and the probabilities it keeps for backward grow as T^2.
+BLOCKED_MAX_SEQ = 512
+QUERY_BLOCK = 64
 
 
-def use_plain_path(q: torch.Tensor) -> bool:
-    return q.device.type == "cpu" and q.dtype == torch.bfloat16 and q.shape[1] <= PLAIN_MAX_SEQ
+def use_blocked_path(q: torch.Tensor) -> bool:
+    return q.device.type == "cpu" and q.shape[1] <= BLOCKED_MAX_SEQ
 
 
 def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -33,37 +35,97 @@ def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.T
     return y.transpose(1, 2).reshape(B, T, H * hd)
 
 
-def plain_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block: int = 64) -> torch.Tensor:
-    """Same contract as sdpa_attention, as grouped matmuls and a softmax per block of queries.
+def _blocks(T: int, block: int) -> list[tuple[int, int]]:
+    return [(start, min(start + block, T)) for start in range(0, T, block)]
 
-    Queries go in blocks of `block` positions, each against only the keys it may see, which
-    skips the masked upper triangle (~40% of the work at 4 blocks) and keeps each block's
-    score tensor small enough to stay in cache.
+
+def _future_mask(start: int, end: int, G: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """Additive mask for one query block: rows (t, g) for t in [start, end), columns keys [0, end).
+
+    A query at position t may not see keys after t: -inf there, 0 elsewhere."""
+    t = torch.arange(start, end, device=device).repeat_interleave(G)
+    future = torch.arange(end, device=device) > t[:, None]
+    return torch.zeros(future.shape, dtype=dtype, device=device).masked_fill_(future, float("-inf"))
+
+
+def _rows(x: torch.Tensor, Hkv: int, G: int) -> torch.Tensor:
+    """(B, n, H * hd) or (B, n, H, hd) -> (B * Hkv, n * G, hd): each K/V head's G query heads as
+    rows ordered (position, head), query head h using K/V head h // G (transformers' repeat_kv)."""
+    B, n = x.shape[:2]
+    return x.reshape(B, n, Hkv, G, -1).transpose(1, 2).reshape(B * Hkv, n * G, -1)
+
+
+def _unrows(rows: torch.Tensor, out: torch.Tensor, Hkv: int, G: int) -> None:
+    """Inverse of _rows, written into out: (B, n, H * hd) or (B, n, H, hd), a view of a bigger tensor."""
+    B, n = out.shape[:2]
+    out.view(B, n, Hkv, G, -1).copy_(rows.view(B, Hkv, n, G, -1).transpose(1, 2))
+
+
+class BlockedCausalAttention(torch.autograd.Function):
+    """Queries in blocks of `block` positions, each against only the keys it may see.
+
+    Skipping the masked upper triangle saves ~40% of the work at 4 blocks, and each block's
+    score tensor stays small enough to live in cache. The backward is written out because
+    autograd's version of the same loop zero-fills and adds a full-size K/V gradient per
+    block (the slices' backward); here each block's K/V gradients are added into one buffer.
     """
-    B, T, H, hd = q.shape
-    Hkv = k.shape[2]
-    G = H // Hkv
-    keys_t = k.permute(0, 2, 3, 1)  # (B, Hkv, hd, T)
-    values = v.transpose(1, 2)  # (B, Hkv, T, hd)
-    outputs = []
-    for start in range(0, T, block):
-        end = min(start + block, T)
-        n = end - start
-        # Query head h uses K/V head h // G (transformers' repeat_kv order): rows are (group, t).
-        q_rows = q[:, start:end].reshape(B, n, Hkv, G, hd).permute(0, 2, 3, 1, 4).reshape(B, Hkv, G * n, hd)
-        scores = torch.matmul(q_rows, keys_t[..., :end])  # (B, Hkv, G*n, end)
-        # Row (g, t) may not see keys after t. Added in place to `scores` itself, not to a view
-        # of it: an in-place op on a view makes autograd clone the whole gradient in backward.
-        # Query t = start + row sees key c iff c <= t: -inf where c - row >= start + 1.
-        future = torch.full((n, end), float("-inf"), dtype=scores.dtype, device=q.device).triu_(start + 1)
-        scores.add_(future.repeat(G, 1))
-        # softmax of a bf16 tensor accumulates in fp32 internally.
-        y = torch.matmul(torch.softmax(scores, dim=-1), values[:, :, :end])  # (B, Hkv, G*n, hd)
-        outputs.append(y.view(B, Hkv, G, n, hd).permute(0, 3, 1, 2, 4).reshape(B, n, H * hd))
-    return torch.cat(outputs, dim=1)
+
+    @staticmethod
+    def forward(ctx, q, k, v, block: int):
+        B, T, H, hd = q.shape
+        Hkv = k.shape[2]
+        G = H // Hkv
+        keys = k.transpose(1, 2).reshape(B * Hkv, T, hd)
+        values = v.transpose(1, 2).reshape(B * Hkv, T, hd)
+        y = torch.empty(B, T, H * hd, dtype=q.dtype, device=q.device)
+        saved = []
+        for start, end in _blocks(T, block):
+            q_rows = _rows(q[:, start:end], Hkv, G)  # (B*Hkv, n*G, hd)
+            scores = torch.bmm(q_rows, keys[:, :end].transpose(1, 2))
+            scores.add_(_future_mask(start, end, G, scores.dtype, q.device))
+            # softmax of a bf16 tensor accumulates in fp32 internally.
+            probs = torch.softmax(scores, dim=-1)
+            _unrows(torch.bmm(probs, values[:, :end]), y[:, start:end], Hkv, G)
+            saved += [q_rows, probs]
+        ctx.save_for_backward(keys, values, *saved)
+        ctx.block, ctx.heads = block, (H, Hkv)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_y):
+        keys, values, *saved = ctx.saved_tensors
+        H, Hkv = ctx.heads
+        G = H // Hkv
+        B, T = grad_y.shape[:2]
+        hd = keys.shape[-1]
+        grad_q = torch.empty(B, T, H, hd, dtype=grad_y.dtype, device=grad_y.device)
+        grad_k = grad_v = None
+        # Last block first: it sees every key, so its K/V gradients start the sums.
+        for i, (start, end) in reversed(list(enumerate(_blocks(T, ctx.block)))):
+            q_rows, probs = saved[2 * i], saved[2 * i + 1]
+            g_rows = _rows(grad_y[:, start:end], Hkv, G)
+            dv = torch.bmm(probs.transpose(1, 2), g_rows)
+            grad_probs = torch.bmm(g_rows, values[:, :end].transpose(1, 2))
+            # The fused kernel autograd itself uses for softmax: p * (g - sum(g * p)).
+            grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
+            _unrows(torch.bmm(grad_scores, keys[:, :end]), grad_q[:, start:end], Hkv, G)
+            dk = torch.bmm(grad_scores.transpose(1, 2), q_rows)
+            if grad_k is None:
+                grad_k, grad_v = dk, dv
+            else:
+                grad_k[:, :end] += dk
+                grad_v[:, :end] += dv
+        as_input = lambda g: g.view(B, Hkv, T, hd).transpose(1, 2)  # noqa: E731
+        return grad_q, as_input(grad_k), as_input(grad_v), None
+
+
+def blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block: int = QUERY_BLOCK) -> torch.Tensor:
+    """Same contract as sdpa_attention, as batched matmuls and a softmax per block of queries."""
+    return BlockedCausalAttention.apply(q, k, v, block)
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    if use_plain_path(q):
-        return plain_attention(q, k, v)
+    if use_blocked_path(q):
+        return blocked_attention(q, k, v)
     return sdpa_attention(q, k, v)

@@ -18,7 +18,7 @@ from torch import nn
 
 from lab.attention import causal_attention
 from lab.config import ModelConfig
-from lab.fused import rms_norm, rotary
+from lab.fused import rms_norm, rotary, swiglu
 from lab.fused_loss import linear_cross_entropy
 
 
@@ -37,12 +37,15 @@ class RMSNorm(nn.Module):
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, apply_gain: bool = True) -> torch.Tensor:
+        """apply_gain=False leaves out the gain, for a caller that folds it into the weight of the
+        matmul reading the output: W @ (g * x) == (W * g) @ x, a multiply on a (out, d) weight
+        instead of on every token, forward and backward."""
         # Under autocast the output only feeds matmuls: cast it once here rather than once per
-        # projection that reads it (q, k, v; gate, up). The statistics are fp32 either way.
+        # projection that reads it. The statistics are fp32 either way.
         device = x.device.type
         out_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
-        return rms_norm(x, self.weight, self.eps, out_dtype)
+        return rms_norm(x, self.weight if apply_gain else None, self.eps, out_dtype)
 
 
 class RotaryEmbedding(nn.Module):
@@ -53,11 +56,14 @@ class RotaryEmbedding(nn.Module):
         inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
-    def forward(self, seq_len: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos and sin of position x frequency, (T, hd/2): the tables both halves share."""
+    def forward(self, seq_len: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cos, cos) and (-sin, sin) of position x frequency, (T, 1, hd): the second carries
+        rotate_half's sign, so a rotation is x * cos + swap_halves(x) * sin (lab.fused.rotary).
+        Computed in fp32, returned in the activations' dtype (bf16 under autocast, as HF)."""
         t = torch.arange(seq_len, device=device, dtype=torch.float32)
         freqs = torch.outer(t, self.inv_freq.to(device))
-        return freqs.cos(), freqs.sin()
+        cos, sin = freqs.cos(), freqs.sin()
+        return torch.cat((cos, cos), -1)[:, None].to(dtype), torch.cat((-sin, sin), -1)[:, None].to(dtype)
 
 
 class Attention(nn.Module):
@@ -71,19 +77,20 @@ class Attention(nn.Module):
         self.wv = nn.Linear(cfg.d_model, cfg.n_kv_heads * self.head_dim, bias=False)
         self.wo = nn.Linear(cfg.n_heads * self.head_dim, cfg.d_model, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                in_gain: torch.Tensor | None = None) -> torch.Tensor:
+        """in_gain: the preceding RMSNorm's gain, folded into the projection (RMSNorm.forward)."""
         B, T, _ = x.shape
-        hd = self.head_dim
+        H, Hkv, hd = self.n_heads, self.n_kv_heads, self.head_dim
         # One matmul for q, k and v: their weights stay separate parameters (HF's layout).
-        qkv = F.linear(x, torch.cat((self.wq.weight, self.wk.weight, self.wv.weight)))
-        q, k, v = qkv.split((self.n_heads * hd, self.n_kv_heads * hd, self.n_kv_heads * hd), dim=-1)
-        # Tables broadcast over heads, in the activations' dtype (bf16 under autocast, as HF).
-        cos, sin = cos[:, None, :], sin[:, None, :]
-        # 1/sqrt(hd) rides on q's rotation tables: one multiply on a (T, hd/2) table, not on q.
-        scale = hd ** -0.5
-        q = rotary(q.view(B, T, self.n_heads, hd), (cos * scale).to(q.dtype), (sin * scale).to(q.dtype))
-        k = rotary(k.view(B, T, self.n_kv_heads, hd), cos.to(k.dtype), sin.to(k.dtype))
-        y = causal_attention(q, k, v.view(B, T, self.n_kv_heads, hd))  # (B, T, H * hd)
+        # 1/sqrt(hd) rides on q's weight rows: a (d, d) multiply instead of one on every query.
+        weight = torch.cat((self.wq.weight * hd ** -0.5, self.wk.weight, self.wv.weight))
+        if in_gain is not None:
+            weight = weight * in_gain
+        qk, v = F.linear(x, weight).split(((H + Hkv) * hd, Hkv * hd), dim=-1)
+        # q and k rotate together: one pass over both with the same tables.
+        q, k = rotary(qk.view(B, T, H + Hkv, hd), cos, sin).split((H, Hkv), dim=2)
+        y = causal_attention(q, k, v.view(B, T, Hkv, hd))  # (B, T, H * hd)
         return self.wo(y)
 
 
@@ -95,10 +102,12 @@ class SwiGLU(nn.Module):
         self.w_up = nn.Linear(cfg.d_model, hidden, bias=False)
         self.w_down = nn.Linear(hidden, cfg.d_model, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, in_gain: torch.Tensor | None = None) -> torch.Tensor:
         # gate and up in one matmul, as for q/k/v.
-        gate, up = F.linear(x, torch.cat((self.w_gate.weight, self.w_up.weight))).chunk(2, dim=-1)
-        return self.w_down(F.silu(gate) * up)
+        weight = torch.cat((self.w_gate.weight, self.w_up.weight))
+        if in_gain is not None:
+            weight = weight * in_gain
+        return self.w_down(swiglu(F.linear(x, weight)))
 
 
 class Block(nn.Module):
@@ -110,8 +119,9 @@ class Block(nn.Module):
         self.mlp = SwiGLU(cfg)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), cos, sin)
-        return x + self.mlp(self.mlp_norm(x))
+        # The norms' gains are folded into the projections that read them (RMSNorm.forward).
+        x = x + self.attn(self.attn_norm(x, apply_gain=False), cos, sin, in_gain=self.attn_norm.weight)
+        return x + self.mlp(self.mlp_norm(x, apply_gain=False), in_gain=self.mlp_norm.weight)
 
 
 class Llama(nn.Module):
@@ -141,7 +151,9 @@ class Llama(nn.Module):
 
     def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
         """idx: (B, T) -> final normalised hidden states (B, T, d), before the output projection."""
-        cos, sin = self.rotary(idx.shape[1], idx.device)
+        device = idx.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else self.embed.weight.dtype
+        cos, sin = self.rotary(idx.shape[1], idx.device, dtype)
         x = self.embed(idx)  # (B, T, d)
         for block in self.blocks:
             x = block(x, cos, sin)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from lab.attention import PLAIN_MAX_SEQ, causal_attention, plain_attention, sdpa_attention, use_plain_path
+from lab.attention import BLOCKED_MAX_SEQ, blocked_attention, causal_attention, sdpa_attention, use_blocked_path
 from lab.config import ModelConfig
 from lab.model import Llama
 
@@ -18,14 +18,14 @@ def _naive(q, k, v):
 
 
 @pytest.mark.parametrize("T,H,Hkv,block", [(37, 4, 2, 8), (64, 4, 1, 64), (100, 6, 6, 16), (9, 2, 1, 64)])
-def test_plain_and_sdpa_paths_match_a_float64_reference(T, H, Hkv, block):
+def test_blocked_and_sdpa_paths_match_a_float64_reference(T, H, Hkv, block):
     torch.manual_seed(T)
     shape = lambda h: (3, T, h, 8)  # noqa: E731
     q, k, v = (torch.randn(shape(h), dtype=torch.float64, requires_grad=True) for h in (H, Hkv, Hkv))
     grad = torch.randn(3, T, H * 8, dtype=torch.float64)
     ref = _naive(q, k, v)
     ref_grads = torch.autograd.grad(ref, (q, k, v), grad)
-    for path in (lambda *a: plain_attention(*a, block=block), sdpa_attention):
+    for path in (lambda *a: blocked_attention(*a, block=block), sdpa_attention):
         out = path(q, k, v)
         grads = torch.autograd.grad(out, (q, k, v), grad)
         assert torch.allclose(out, ref, atol=1e-12)
@@ -33,17 +33,19 @@ def test_plain_and_sdpa_paths_match_a_float64_reference(T, H, Hkv, block):
             assert torch.allclose(g, r, atol=1e-12)
 
 
-def test_plain_path_only_for_short_bf16_sequences_on_cpu():
+def test_blocked_path_only_for_short_sequences_on_cpu():
     def q(T, dtype):
         return torch.zeros(1, T, 2, 4, dtype=dtype)
 
-    assert use_plain_path(q(256, torch.bfloat16))
-    assert use_plain_path(q(PLAIN_MAX_SEQ, torch.bfloat16))
-    assert not use_plain_path(q(PLAIN_MAX_SEQ + 1, torch.bfloat16))
-    assert not use_plain_path(q(256, torch.float32))  # SDPA's fp32 kernel is the faster one
+    assert use_blocked_path(q(256, torch.bfloat16))
+    assert use_blocked_path(q(256, torch.float32))
+    assert use_blocked_path(q(BLOCKED_MAX_SEQ, torch.bfloat16))
+    assert not use_blocked_path(q(BLOCKED_MAX_SEQ + 1, torch.bfloat16))
+    if torch.cuda.is_available():
+        assert not use_blocked_path(q(256, torch.bfloat16).cuda())
 
 
-def test_bf16_plain_path_matches_float32_sdpa():
+def test_bf16_blocked_path_matches_float32_sdpa():
     torch.manual_seed(0)
     q, k, v = torch.randn(2, 128, 4, 16) * 0.3, torch.randn(2, 128, 2, 16), torch.randn(2, 128, 2, 16)
     exact = sdpa_attention(q, k, v)
@@ -52,7 +54,7 @@ def test_bf16_plain_path_matches_float32_sdpa():
 
 
 def test_bf16_model_loss_and_gradients_track_fp32():
-    """The model under bf16 autocast (plain attention path, bf16 fused loss) against fp32."""
+    """The model under bf16 autocast (blocked attention path, bf16 fused loss) against fp32."""
     torch.manual_seed(0)
     model = Llama(ModelConfig(d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=256))
     x = torch.randint(0, 256, (4, 65))

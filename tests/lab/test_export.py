@@ -100,7 +100,10 @@ def test_export_loads_offline_with_same_logits_and_tokens(tmp_path, tie, monkeyp
     assert json.loads((out / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
     idx = torch.randint(0, 300, (2, 19))
     with torch.no_grad():
-        assert (hf(input_ids=idx).logits - model(idx)).abs().max().item() <= 1e-5
+        # These overfit weights sit at fp32's noise floor: transformers' own fp32 logits are
+        # ~1.1e-5 from a float64 evaluation of the same model, and ours are as close to it as
+        # theirs. A wrong mapping (name, transpose, rope theta, tying) is off by O(1).
+        assert (hf(input_ids=idx).logits - model(idx)).abs().max().item() <= 3e-5
 
     text = "the big dog sees the small cat ."
     ids = hf_tok(text)["input_ids"]

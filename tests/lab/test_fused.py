@@ -1,7 +1,7 @@
 """Hand-written backward passes (lab/fused.py) against autograd, and against plain formulas."""
 import torch
 
-from lab.fused import rms_norm, rotary
+from lab.fused import rms_norm, rotary, swiglu
 
 
 def test_rms_norm_gradients_pass_gradcheck():
@@ -25,9 +25,31 @@ def test_rotary_gradients_pass_gradcheck_and_match_rotate_half():
     T, hd = 6, 8
     angles = torch.rand(T, 1, hd // 2, dtype=torch.float64) * 6
     cos, sin = angles.cos(), angles.sin()
+    table_cos, table_sin = torch.cat((cos, cos), -1), torch.cat((-sin, sin), -1)  # RotaryEmbedding's tables
     x = torch.randn(2, T, 3, hd, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x: rotary(x, cos, sin), (x,))
+    assert torch.autograd.gradcheck(lambda x: rotary(x, table_cos, table_sin), (x,))
     # transformers' formulation: x * cos + rotate_half(x) * sin over full-width tables
     full_cos, full_sin = torch.cat((cos, cos), -1), torch.cat((sin, sin), -1)
     rotate_half = torch.cat((-x[..., hd // 2:], x[..., :hd // 2]), -1)
-    assert torch.allclose(rotary(x, cos, sin), x * full_cos + rotate_half * full_sin, atol=1e-12)
+    assert torch.allclose(rotary(x, table_cos, table_sin), x * full_cos + rotate_half * full_sin, atol=1e-12)
+    # on a non-contiguous view (q and k rotate as a slice of the qkv projection)
+    qkv = torch.randn(2, T, 5 * hd, dtype=torch.float64)
+    qk = qkv[..., :3 * hd].view(2, T, 3, hd)
+    assert torch.allclose(rotary(qk, table_cos, table_sin), rotary(qk.contiguous(), table_cos, table_sin))
+
+
+def test_rms_norm_without_gain_passes_gradcheck_and_divides_only():
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: rms_norm(x, None, 1e-6, torch.float64), (x,))
+    expected = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+    assert torch.allclose(rms_norm(x, None, 1e-6, torch.float64), expected, atol=1e-12)
+    assert rms_norm(x.float(), None, 1e-6, torch.bfloat16).dtype == torch.bfloat16
+
+
+def test_swiglu_passes_gradcheck_and_matches_its_formula():
+    torch.manual_seed(0)
+    gate_up = torch.randn(2, 7, 12, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(swiglu, (gate_up,))
+    gate, up = gate_up[..., :6], gate_up[..., 6:]
+    assert torch.allclose(swiglu(gate_up), gate * torch.sigmoid(gate) * up, atol=1e-12)
