@@ -61,6 +61,26 @@ def _unrows(rows: torch.Tensor, out: torch.Tensor, Hkv: int, G: int) -> None:
     out.view(B, n, Hkv, G, -1).copy_(rows.view(B, Hkv, n, G, -1).transpose(1, 2))
 
 
+def _blocked_forward(q, k, v, block: int):
+    """The forward loop, per block of queries: its output rows (B*Hkv, n*G, hd), and what the
+    backward needs (keys, values, per block its query rows and probabilities)."""
+    B, T, H, hd = q.shape
+    Hkv = k.shape[2]
+    G = H // Hkv
+    keys = k.transpose(1, 2).reshape(B * Hkv, T, hd)
+    values = v.transpose(1, 2).reshape(B * Hkv, T, hd)
+    outputs, saved = [], []
+    for start, end in _blocks(T, block):
+        q_rows = _rows(q[:, start:end], Hkv, G)  # (B*Hkv, n*G, hd)
+        scores = torch.bmm(q_rows, keys[:, :end].transpose(1, 2))
+        scores.add_(_future_mask(start, end, G, scores.dtype, q.device))
+        # softmax of a bf16 tensor accumulates in fp32 internally.
+        probs = torch.softmax(scores, dim=-1)
+        outputs.append(torch.bmm(probs, values[:, :end]))
+        saved += [q_rows, probs]
+    return outputs, keys, values, saved
+
+
 class BlockedCausalAttention(torch.autograd.Function):
     """Queries in blocks of `block` positions, each against only the keys it may see.
 
@@ -72,23 +92,13 @@ class BlockedCausalAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, block: int):
+        outputs, keys, values, saved = _blocked_forward(q, k, v, block)
         B, T, H, hd = q.shape
-        Hkv = k.shape[2]
-        G = H // Hkv
-        keys = k.transpose(1, 2).reshape(B * Hkv, T, hd)
-        values = v.transpose(1, 2).reshape(B * Hkv, T, hd)
         y = torch.empty(B, T, H * hd, dtype=q.dtype, device=q.device)
-        saved = []
-        for start, end in _blocks(T, block):
-            q_rows = _rows(q[:, start:end], Hkv, G)  # (B*Hkv, n*G, hd)
-            scores = torch.bmm(q_rows, keys[:, :end].transpose(1, 2))
-            scores.add_(_future_mask(start, end, G, scores.dtype, q.device))
-            # softmax of a bf16 tensor accumulates in fp32 internally.
-            probs = torch.softmax(scores, dim=-1)
-            _unrows(torch.bmm(probs, values[:, :end]), y[:, start:end], Hkv, G)
-            saved += [q_rows, probs]
+        for rows, (start, end) in zip(outputs, _blocks(T, block)):
+            _unrows(rows, y[:, start:end], k.shape[2], H // k.shape[2])
         ctx.save_for_backward(keys, values, *saved)
-        ctx.block, ctx.heads = block, (H, Hkv)
+        ctx.block, ctx.heads = block, (q.shape[2], k.shape[2])
         return y
 
     @staticmethod
@@ -122,6 +132,12 @@ class BlockedCausalAttention(torch.autograd.Function):
 
 def blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block: int = QUERY_BLOCK) -> torch.Tensor:
     """Same contract as sdpa_attention, as batched matmuls and a softmax per block of queries."""
+    if torch.compiler.is_compiling():  # the compiler differentiates and fuses the plain loop itself
+        B, T, H, hd = q.shape
+        Hkv = k.shape[2]
+        outputs = _blocked_forward(q, k, v, block)[0]
+        return torch.cat([rows.view(B, Hkv, -1, H // Hkv, hd).transpose(1, 2).reshape(B, -1, H * hd)
+                          for rows in outputs], dim=1)
     return BlockedCausalAttention.apply(q, k, v, block)
 
 

@@ -7,6 +7,10 @@ the rotation keeps no activation at all (its backward is the rotation by the opp
 SwiGLU writes both halves of its input gradient straight into one buffer instead of
 concatenating them. All three are checked against autograd with torch.autograd.gradcheck in
 float64 (tests/lab/test_fused.py).
+
+Under torch.compile (train.compile=true) each function returns its plain formula instead: the
+compiler derives the backward and fuses the elementwise chains itself, which beats the
+hand-written passes (they are opaque to it).
 """
 from __future__ import annotations
 
@@ -44,6 +48,10 @@ class RMSNormFunction(torch.autograd.Function):
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float, out_dtype: torch.dtype) -> torch.Tensor:
     """weight * x / sqrt(mean(x^2) + eps) over the last dim (no weight: just the division),
     returned in out_dtype."""
+    if torch.compiler.is_compiling():  # plain formula: the compiler fuses it (module docstring)
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))
+        y = xf * torch.rsqrt(xf.square().mean(-1, keepdim=True) + eps)
+        return (y if weight is None else y * weight).to(out_dtype)
     return RMSNormFunction.apply(x, weight, eps, out_dtype)
 
 
@@ -74,6 +82,8 @@ def rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 
     cos: the (..., hd) table (cos, cos); sin: the signed table (-sin, sin); both broadcastable
     against x and in x's dtype (lab.model.RotaryEmbedding makes them)."""
+    if torch.compiler.is_compiling():  # plain formula: the compiler fuses it (module docstring)
+        return _rotate(x, cos, sin, 1.0)
     return RotaryFunction.apply(x, cos, sin)
 
 
@@ -99,4 +109,7 @@ class SwiGLUFunction(torch.autograd.Function):
 
 def swiglu(gate_up: torch.Tensor) -> torch.Tensor:
     """silu(gate) * up for gate_up = [gate | up] along the last dim (one matmul's output)."""
+    if torch.compiler.is_compiling():  # plain formula: the compiler fuses it (module docstring)
+        gate, up = gate_up.chunk(2, dim=-1)
+        return F.silu(gate) * up
     return SwiGLUFunction.apply(gate_up)

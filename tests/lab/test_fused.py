@@ -53,3 +53,37 @@ def test_swiglu_passes_gradcheck_and_matches_its_formula():
     assert torch.autograd.gradcheck(swiglu, (gate_up,))
     gate, up = gate_up[..., :6], gate_up[..., 6:]
     assert torch.allclose(swiglu(gate_up), gate * torch.sigmoid(gate) * up, atol=1e-12)
+
+
+def test_plain_formulas_taken_under_torch_compile_match_the_functions(monkeypatch):
+    """Under torch.compile each function returns its plain formula (the compiler fuses it): same
+    values and gradients as the hand-written Functions."""
+    from lab.attention import blocked_attention
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 9, 8, dtype=torch.float64)
+    w = torch.randn(8, dtype=torch.float64)
+    angles = torch.rand(9, 1, 4, dtype=torch.float64) * 6
+    cos, sin = torch.cat((angles.cos(),) * 2, -1), torch.cat((-angles.sin(), angles.sin()), -1)
+    q, k, v = (torch.randn(2, 9, h, 8, dtype=torch.float64) for h in (4, 2, 2))
+    cases = {
+        "rms_norm": (lambda x, w: rms_norm(x, w, 1e-6, torch.float64), (x, w)),
+        "rms_norm, no gain": (lambda x: rms_norm(x, None, 1e-6, torch.float64), (x,)),
+        "rotary": (lambda x: rotary(x.view(2, 9, 1, 8), cos, sin), (x,)),
+        "swiglu": (swiglu, (x,)),
+        "attention": (lambda q, k, v: blocked_attention(q, k, v, block=4), (q, k, v)),
+    }
+
+    def run(fn, inputs):
+        inputs = [t.clone().requires_grad_() for t in inputs]
+        out = fn(*inputs)
+        grads = torch.autograd.grad(out, inputs, torch.ones_like(out))
+        return out.detach(), grads
+
+    eager = {name: run(*case) for name, case in cases.items()}
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    for name, case in cases.items():
+        out, grads = run(*case)
+        assert torch.allclose(out, eager[name][0], atol=1e-12), name
+        for g, ref in zip(grads, eager[name][1]):
+            assert torch.allclose(g, ref, atol=1e-12), name
