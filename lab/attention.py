@@ -1,9 +1,10 @@
 """Causal grouped-query attention, choosing the faster of two exact implementations.
 
-``scaled_dot_product_attention`` is the default everywhere. On a CPU at short sequences its
-flash kernel loses to a blocked attention written as batched matmuls and softmaxes (in fp32
-a little, in bf16 by ~2x: its bf16 backward is slow at small head dims); bench/attention.py
-measures the two side by side. The blocked path folds the G query heads that share a K/V head
+``scaled_dot_product_attention`` is the default everywhere. On a CPU in bf16 at short
+sequences its flash kernel (whose bf16 backward is slow at small head dims) loses by ~2x to a
+blocked attention written as batched matmuls and softmaxes; bench/attention.py measures the
+two side by side. In fp32 the two are on par at 128-256 positions, so fp32 stays on SDPA,
+the kernel transformers' Llama uses too. The blocked path folds the G query heads that share a K/V head
 into the rows of one matmul, so K and V are never repeated.
 
 Both take q already multiplied by 1/sqrt(head_dim) (the model folds it into the rotary
@@ -14,15 +15,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# Beyond this many positions the blocked path stops winning in fp32 (bench/attention.py,
-# 2 cores: 1.1-1.3x faster than SDPA at 128-512 positions in fp32, 1.5-2.4x in bf16; at 1024
-# slower in fp32), and the probabilities it keeps for backward grow as T^2.
+# Beyond this many positions the blocked path stops winning (bench/attention.py, bf16, 2 cores:
+# 1.6-4.3x faster than SDPA at 128-512 positions, ~1.0-1.4x at 1024), and the probabilities it
+# keeps for backward grow as T^2.
 BLOCKED_MAX_SEQ = 512
 QUERY_BLOCK = 64
 
 
 def use_blocked_path(q: torch.Tensor) -> bool:
-    return q.device.type == "cpu" and q.shape[1] <= BLOCKED_MAX_SEQ
+    return q.device.type == "cpu" and q.dtype == torch.bfloat16 and q.shape[1] <= BLOCKED_MAX_SEQ
 
 
 def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
