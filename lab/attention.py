@@ -4,11 +4,11 @@
 sequences its flash kernel (whose bf16 backward is slow at small head dims) loses by ~2x to a
 blocked attention written as batched matmuls and softmaxes; bench/attention.py measures the
 two side by side. In fp32 the two are on par at 128-256 positions, so fp32 stays on SDPA,
-the kernel transformers' Llama uses too. The blocked path folds the G query heads that share a K/V head
-into the rows of one matmul, so K and V are never repeated.
+the kernel transformers' Llama uses too. The blocked path folds the G query heads that share
+a K/V head into the rows of one matmul, so K and V are never repeated.
 
-Both take q already multiplied by 1/sqrt(head_dim) (the model folds it into the rotary
-tables, which costs nothing) and return the heads concatenated: (B, T, H * hd).
+Both take q already multiplied by 1/sqrt(head_dim) (the model folds it into q's weight rows,
+which costs nothing) and return the heads concatenated: (B, T, H * hd).
 """
 from __future__ import annotations
 
