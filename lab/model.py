@@ -1,7 +1,8 @@
 """A Llama-style decoder: RMSNorm, rotary positions, SwiGLU, grouped-query attention.
 
-Matches ``transformers.LlamaForCausalLM`` exactly (same rotary convention, same norm, no biases),
-so weights move between the two by renaming alone (lab/hf.py).
+Computes the same function as ``transformers.LlamaForCausalLM`` (same rotary convention, same
+norm, no biases; fp32 logits agree to ~1e-6, the order of some multiplies differs), so weights
+move between the two by renaming alone (lab/hf.py).
 
 Initialisation (``Llama.init_weights``): every linear and the embedding ~ N(0, init_std);
 the two projections that write into the residual stream (attention ``wo``, MLP ``w_down``)
