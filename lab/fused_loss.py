@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import torch
 
+from lab.precision import active_compute_dtype
+
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
-    device = t.device.type
-    if torch.is_autocast_enabled(device):
-        return torch.get_autocast_dtype(device)
-    return t.dtype
+    return active_compute_dtype(t.device.type, t.dtype)
 
 
 class LinearCrossEntropy(torch.autograd.Function):
@@ -57,15 +56,14 @@ class LinearCrossEntropy(torch.autograd.Function):
 # Rows per chunk, by compute dtype (measured in whole training steps at d_model 128, vocab 4096,
 # 2 cores): bf16 (oneDNN matmuls, fused softmax) does best on small cache-resident chunks; fp32
 # (MKL) matmuls want larger ones: 512-768 rows beat 256 by ~4-6% of a step, 1024 loses again.
-CHUNK_ROWS = {torch.float32: 512}
-DEFAULT_CHUNK_ROWS = 256
+FP32_CHUNK_ROWS, LOW_PRECISION_CHUNK_ROWS = 512, 256
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                          chunk: int | None = None) -> torch.Tensor:
     """mean_i CE(hidden_i @ weight.T, targets_i), as F.cross_entropy(F.linear(hidden, weight), targets).
 
-    chunk: rows per block of logits (default: by compute dtype, CHUNK_ROWS)."""
+    chunk: rows per block of logits (default: by compute dtype, see FP32_CHUNK_ROWS)."""
     if chunk is None:
-        chunk = CHUNK_ROWS.get(_compute_dtype(hidden), DEFAULT_CHUNK_ROWS)
+        chunk = FP32_CHUNK_ROWS if _compute_dtype(hidden) == torch.float32 else LOW_PRECISION_CHUNK_ROWS
     return LinearCrossEntropy.apply(hidden, weight, targets, chunk)

@@ -21,6 +21,7 @@ from lab.attention import causal_attention
 from lab.config import ModelConfig
 from lab.fused import rms_norm, rotary, swiglu
 from lab.fused_loss import linear_cross_entropy
+from lab.precision import active_compute_dtype
 
 
 def ffn_hidden_size(cfg: ModelConfig) -> int:
@@ -44,8 +45,7 @@ class RMSNorm(nn.Module):
         instead of on every token, forward and backward."""
         # Under autocast the output only feeds matmuls: cast it once here rather than once per
         # projection that reads it. The statistics are fp32 either way.
-        device = x.device.type
-        out_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+        out_dtype = active_compute_dtype(x.device.type, x.dtype)
         return rms_norm(x, self.weight if apply_gain else None, self.eps, out_dtype)
 
 
@@ -152,8 +152,7 @@ class Llama(nn.Module):
 
     def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
         """idx: (B, T) -> final normalised hidden states (B, T, d), before the output projection."""
-        device = idx.device.type
-        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else self.embed.weight.dtype
+        dtype = active_compute_dtype(idx.device.type, self.embed.weight.dtype)
         cos, sin = self.rotary(idx.shape[1], idx.device, dtype)
         x = self.embed(idx)  # (B, T, d)
         for block in self.blocks:

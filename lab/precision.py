@@ -23,6 +23,13 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def active_compute_dtype(device_type: str, default: torch.dtype) -> torch.dtype:
+    """The dtype matmuls run in right now: autocast's where it is on, otherwise `default`."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return default
+
+
 @dataclass(frozen=True)
 class Precision:
     device: str  # "cpu" | "cuda"
