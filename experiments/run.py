@@ -2,6 +2,7 @@
 
     python experiments/run.py grid=token_budget     # the main job: a grid, its fits and figures
     python experiments/run.py model.n_layers=2      # one run
+    torchrun --standalone --nproc_per_node=2 experiments/run.py model.n_layers=2   # one run, data parallel
 
 Configs live in experiments/conf (Hydra): typed schemas, YAML presets, command-line overrides.
 """
@@ -26,10 +27,18 @@ def main(argv: list[str]) -> int:
     entry = compose("config", argv, register, EntryConfig)
     if entry.grid is not None:
         return run_grid(entry)
+    from lab.distributed import process_group
     from lab.single_run import run_single
 
-    final = run_single(base_run_config(entry))
+    # Under torchrun every process runs this: one run, data parallel (rank 0 writes the files).
+    with process_group() as (rank, world, wrap):
+        final = run_single(base_run_config(entry), rank=rank, world=world, ddp_wrap=wrap,
+                           log=print if rank == 0 else _quiet)
     return 0 if final["status"] == "done" else 1
+
+
+def _quiet(*args, **kwargs) -> None:
+    pass
 
 
 if __name__ == "__main__":

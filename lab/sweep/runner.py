@@ -105,7 +105,7 @@ def run_grid(entry: EntryConfig) -> int:
         prepare_corpora(planned)
         for plan, run_dir in zip(planned, run_dirs):
             if run_dir in pending:
-                write_spec(run_dir, plan.cfg, plan.axes)
+                write_spec(run_dir, plan.cfg, plan.axes, eval_pairs=entry.grid.eval_pairs)
         display = GridDisplay(pending, already_done=len(planned) - len(pending))
         if entry.launcher.name == "local":
             run_local(pending, entry.launcher, display)

@@ -7,47 +7,29 @@ the same call works in a local subprocess, under torchrun (data parallel), and i
 from __future__ import annotations
 
 import json
-import os
 import sys
 import traceback
 from pathlib import Path
 
 from lab.config import RunConfig, run_config_from_dict
+from lab.distributed import process_group
 from lab.runs import RunLocked, write_json
 
 SPEC = "spec.json"
 
 
-def write_spec(run_dir: Path, cfg: RunConfig, axes: dict) -> None:
+def write_spec(run_dir: Path, cfg: RunConfig, axes: dict, eval_pairs: bool = True) -> None:
+    """eval_pairs: score the corpus' minimal pairs once the run is done (grid.eval_pairs)."""
     import dataclasses
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / SPEC, {"config": dataclasses.asdict(cfg), "axes": axes})
+    write_json(run_dir / SPEC, {"config": dataclasses.asdict(cfg), "axes": axes, "eval_pairs": eval_pairs})
 
 
-def read_spec(run_dir: Path) -> tuple[RunConfig, dict]:
+def read_spec(run_dir: Path) -> tuple[RunConfig, dict, bool]:
+    """(config, grid axes, whether to score minimal pairs) as write_spec stored them."""
     data = json.loads((run_dir / SPEC).read_text())
-    return run_config_from_dict(data["config"]), data.get("axes", {})
-
-
-def _distributed() -> tuple[int, int, object]:
-    """(rank, world size, DDP wrapper) from torchrun/SLURM environment variables, if any."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, None
-    import torch
-    import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
-
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend)
-    rank = dist.get_rank()
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return rank, world, lambda m: DistributedDataParallel(m, device_ids=[local])
-    return rank, world, lambda m: DistributedDataParallel(m)
+    return run_config_from_dict(data["config"]), data.get("axes", {}), data.get("eval_pairs", True)
 
 
 def run_from_dir(run_dir: str | Path) -> dict:
@@ -55,26 +37,21 @@ def run_from_dir(run_dir: str | Path) -> dict:
     from lab.single_run import run_single
 
     run_dir = Path(run_dir)
-    cfg, axes = read_spec(run_dir)
-    rank, world, wrap = _distributed()
-    try:
-        final = run_single(cfg, run_dir, rank=rank, world=world, ddp_wrap=wrap)
-        if rank == 0 and final.get("status") == "done" and "pairs" not in final:
-            final = _evaluate_pairs(run_dir, final)
-        return final
-    except RunLocked:  # another invocation is training it: leave its directory alone
-        raise
-    except Exception as e:  # recorded, so the grid can continue and list it
-        if rank == 0:
-            final = {"status": "failed", "reason": f"{e.__class__.__name__}: {e}".splitlines()[0],
-                     "traceback": traceback.format_exc(), "run_id": run_dir.name}
-            write_json(run_dir / "final.json", final)
-        raise
-    finally:
-        if world > 1:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+    cfg, _, eval_pairs = read_spec(run_dir)
+    with process_group() as (rank, world, wrap):
+        try:
+            final = run_single(cfg, run_dir, rank=rank, world=world, ddp_wrap=wrap)
+            if eval_pairs and rank == 0 and final.get("status") == "done" and "pairs" not in final:
+                final = _evaluate_pairs(run_dir, final)
+            return final
+        except RunLocked:  # another invocation is training it: leave its directory alone
+            raise
+        except Exception as e:  # recorded, so the grid can continue and list it
+            if rank == 0:
+                final = {"status": "failed", "reason": f"{e.__class__.__name__}: {e}".splitlines()[0],
+                         "traceback": traceback.format_exc(), "run_id": run_dir.name}
+                write_json(run_dir / "final.json", final)
+            raise
 
 
 def _evaluate_pairs(run_dir: Path, final: dict) -> dict:

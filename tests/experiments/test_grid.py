@@ -2,6 +2,7 @@
 rerun, submitit's local executor, data-parallel training, and the run lock."""
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
@@ -65,9 +66,10 @@ def test_submitit_local_launcher_runs_the_same_worker(tmp_path, corpus_cache):
 
 
 def test_data_parallel_two_processes_match_one(tmp_path, corpus_cache):
-    """DDP over 2 gloo processes with the same global batch gives the single-process losses."""
+    """DDP over 2 gloo processes with the same global batch gives the single-process losses,
+    with gradient accumulation on (micro batches of 1: 4 per process per step, 8 alone)."""
     common = [*GRID, "grid.sizes=[3.0e4]", "grid.budgets=[5120]", "train.precision=fp32",
-              f"corpus.cache_dir={corpus_cache}"]
+              "train.micro_batch_size=1", "grid.eval_pairs=false", f"corpus.cache_dir={corpus_cache}"]
     single = run_entry([*common, f"out_dir={tmp_path / 'one'}"], cwd=tmp_path)
     assert single.returncode == 0, single.stdout + single.stderr
     ddp = run_entry([*common, f"out_dir={tmp_path / 'two'}", "launcher.procs_per_run=2"], cwd=tmp_path)
@@ -79,6 +81,27 @@ def test_data_parallel_two_processes_match_one(tmp_path, corpus_cache):
     assert float(b["final_val_loss"]) == pytest.approx(float(a["final_val_loss"]), abs=1e-4)
     final = json.loads((tmp_path / "two" / "token_budget-smoke" / "runs" / b["run_id"] / "final.json").read_text())
     assert final["world_size"] == 2
+    assert a["blimp_acc"] == b["blimp_acc"] == ""  # grid.eval_pairs=false: no pairs scored
+
+
+def test_torchrun_trains_one_run_data_parallel(tmp_path, corpus_cache):
+    """The single-run entry under torchrun: one run in one directory, the single-process losses."""
+    common = [*TINY, "train.tokens=5120", "train.precision=fp32", "train.micro_batch_size=1",
+              f"corpus.cache_dir={corpus_cache}"]
+    single = run_entry([*common, f"out_dir={tmp_path / 'one'}"], cwd=tmp_path)
+    assert single.returncode == 0, single.stdout + single.stderr
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(ROOT / "experiments" / "run.py"), *common, f"out_dir={tmp_path / 'two'}"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert ddp.returncode == 0, ddp.stdout + ddp.stderr
+    assert ddp.stdout.count("done: val loss") == 1  # rank 0 reports; rank 1 stays quiet
+    (one,), (two,) = [list((tmp_path / d).iterdir()) for d in ("one", "two")]
+    assert one.name == two.name
+    a, b = (json.loads((d / "final.json").read_text()) for d in (one, two))
+    assert b["world_size"] == 2 and a["world_size"] == 1
+    assert b["final_train_loss"] == pytest.approx(a["final_train_loss"], abs=1e-4)
+    assert b["final_val_loss"] == pytest.approx(a["final_val_loss"], abs=1e-4)
 
 
 def test_a_locked_run_is_left_to_its_owner(tmp_path, corpus_cache):
