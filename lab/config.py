@@ -66,8 +66,11 @@ class TrainConfig:
     device: str = "auto"
     # Intra-op threads for this run (0 = leave torch's default).
     threads: int = 0
+    # metrics.jsonl gets a row every log_every steps, its loss the mean over those steps (the
+    # last row's is final.json's final_train_loss).
     log_every: int = 10
-    # Validation every N steps (0 = only at the end), on eval_tokens held-out tokens.
+    # Validation every N steps (0 = only at the end; a multiple of log_every), on eval_tokens
+    # held-out tokens. The scale presets set it.
     eval_every: int = 0
     eval_tokens: int = 65536
     # Checkpoint every N steps (0 = only the final state); keep the newest keep_checkpoints.
@@ -94,7 +97,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    # Optional run name; default is derived from the config (see lab.run_id).
+    # A label for progress lines only; the run's directory is always its id (lab.runs.run_id).
     name: str | None = None
 
 
@@ -154,6 +157,8 @@ def validate_train(t: TrainConfig, prefix: str = "train") -> None:
     _require(t.threads >= 0, f"{prefix}.threads", "must be >= 0")
     _require(t.log_every >= 1, f"{prefix}.log_every", "must be >= 1")
     _require(t.eval_every >= 0, f"{prefix}.eval_every", "must be >= 0")
+    _require(t.eval_every % t.log_every == 0, f"{prefix}.eval_every",
+             f"must be a multiple of {prefix}.log_every={t.log_every} (validation is logged with that step's row)")
     _require(t.eval_tokens >= t.seq_len, f"{prefix}.eval_tokens", "must be at least one sequence")
     _require(t.checkpoint_every >= 0, f"{prefix}.checkpoint_every", "must be >= 0")
     _require(t.keep_checkpoints >= 1, f"{prefix}.keep_checkpoints", "must be >= 1")

@@ -19,6 +19,7 @@ from lab.config import RunConfig
 # Fields that change how a run is shown or stored, not what it computes.
 _NOT_IDENTITY = {("out_dir",), ("name",), ("train", "progress"), ("train", "log_every"),
                  ("train", "checkpoint_every"), ("train", "keep_checkpoints"), ("train", "threads"),
+                 ("train", "eval_every"),  # validation reads the model, changes nothing in it
                  ("corpus", "cache_dir"), ("corpus", "workers"),
                  # Compiled and eager training compute the same thing (to rounding).
                  ("train", "compile")}

@@ -80,11 +80,11 @@ def train_step(model, optimizer, sampler: WindowSampler, plan: Plan, step: int, 
         x, y = x.to(precision.device), y.to(precision.device)
         sync = getattr(model, "no_sync", None)
         last = micro_step == plan.accumulation - 1
-        # Under DDP, only the last micro step all-reduces gradients.
-        ctx = sync() if (sync is not None and not last) else _null()
-        with ctx, precision.autocast():
-            loss = model(x, y) / plan.accumulation  # through a DDP wrapper, if any, so its hooks run
-        with ctx:
+        # Under DDP, only the last micro step all-reduces gradients. no_sync() is a one-shot
+        # context manager: forward and backward both go inside the one with-block.
+        with sync() if (sync is not None and not last) else _null():
+            with precision.autocast():
+                loss = model(x, y) / plan.accumulation  # through a DDP wrapper, if any, so its hooks run
             loss.backward()
         total += loss.detach().double().cpu()
     clip = t.grad_clip if t.grad_clip > 0 else math.inf
@@ -162,13 +162,14 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
     byte_lengths = token_byte_lengths(corpus.tokenizer_path)
     is_writer = rank == 0
 
-    start_step, elapsed_before = 0, 0.0
+    start_step, elapsed_before, resumed_window = 0, 0.0, []
     ckpt = checkpoint.load_latest(run_dir)
     if ckpt is not None:
         checkpoint.load_model_weights(model, ckpt.model_state)
         optimizer.load_state_dict(ckpt.train_state["optimizer"])
         torch.set_rng_state(ckpt.train_state["rng"]["torch"])
         start_step, elapsed_before = ckpt.step, ckpt.train_state["elapsed_s"]
+        resumed_window = list(ckpt.train_state.get("window_losses", []))
     trained = ddp_wrap(model) if ddp_wrap is not None else model
     if t.compile:
         trained = torch.compile(trained)
@@ -182,12 +183,15 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
 
     def save(step: int) -> None:
         if is_writer:
+            # The open logging window's losses too: a resumed run logs the same windows (and so
+            # the same final_train_loss) as an uninterrupted one.
             state = {"optimizer": optimizer.state_dict(), "rng": _rng_state(), "step": step,
-                     "sequences_seen": step * t.batch_size, "elapsed_s": elapsed_before + (time.perf_counter() - t0)}
+                     "sequences_seen": step * t.batch_size, "window_losses": list(window_losses),
+                     "elapsed_s": elapsed_before + (time.perf_counter() - t0)}
             checkpoint.save(run_dir, step, model, state, t.keep_checkpoints)
 
     t0 = time.perf_counter()
-    window_start, window_losses = time.perf_counter(), []
+    window_start, window_losses = time.perf_counter(), resumed_window
     status, reason = "done", None
     model.train()
     for step in range(start_step, plan.steps):
@@ -201,9 +205,11 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
         if done % t.log_every == 0 or done == plan.steps:
             now = time.perf_counter()
             tok_s = len(window_losses) * plan.tokens_per_step / (now - window_start)
+            # tok_s counts the global batch: every process's device adds to the peak.
             row = {"step": done, "tokens": done * plan.tokens_per_step, "loss": float(np.mean(window_losses)),
                    "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tok_s,
-                   "mfu": tok_s * shape["flops_per_token"] / peak if peak == peak else float("nan")}
+                   "mfu": tok_s * shape["flops_per_token"] / (peak * world) if peak == peak else float("nan")}
+            # eval_every is a multiple of log_every (lab.config), so validation lands on logged steps.
             if t.eval_every and done % t.eval_every == 0 and done != plan.steps:
                 val = evaluate(model, corpus.tokens("val_clean"), byte_lengths, t, precision)
                 row.update(val_loss=val["loss"], val_bpb=val["bpb"])
@@ -211,10 +217,12 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
                 metrics.write(row)
             progress.update(done, row)
             window_start, window_losses = time.perf_counter(), []
-        if t.checkpoint_every and done % t.checkpoint_every == 0 and done != plan.steps:
-            save(done)
+        # Snapshots before the checkpoint: a kill between the two replays this step from the
+        # previous checkpoint and finds the snapshot already taken at the right step.
         for name in snapshots_due(t, plan, done, run_dir, tokens_per_word) if is_writer else ():
             checkpoint.save_snapshot(run_dir, name, done, done * plan.tokens_per_step, model)
+        if t.checkpoint_every and done % t.checkpoint_every == 0 and done != plan.steps:
+            save(done)
     else:
         if ckpt is None or ckpt.step != plan.steps:  # else: killed after its final save
             save(plan.steps)

@@ -25,6 +25,7 @@ def _args(cache, out, *extra):
     ("train.schedule=linear", "train.schedule"),
     ("corpus.quality=1.5", "corpus.quality"),
     ("corpus=local", "corpus.path"),                   # a local corpus needs a path
+    ("train.eval_every=15", "train.eval_every"),       # not a multiple of log_every (10)
 ])
 def test_bad_config_fails_before_compute_with_one_line(tmp_path, corpus_cache, override, field):
     result = run_entry(_args(corpus_cache, tmp_path / "runs", override), cwd=tmp_path, timeout=120)
@@ -47,7 +48,9 @@ def _final(out: Path) -> dict:
 
 
 def test_sigkill_then_rerun_resumes_to_the_same_final_loss(tmp_path, corpus_cache):
-    common = ["train.tokens=12800", "train.checkpoint_every=10", "train.log_every=5", "train.precision=fp32",
+    # Checkpoints every 7 steps fall inside 5-step logging windows: the resumed run must still
+    # log the same windows (the open window's losses travel in the checkpoint).
+    common = ["train.tokens=12800", "train.checkpoint_every=7", "train.log_every=5", "train.precision=fp32",
               "train.eval_every=25"]
     straight = run_entry(_args(corpus_cache, tmp_path / "a", *common), cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr
@@ -73,9 +76,16 @@ def test_sigkill_then_rerun_resumes_to_the_same_final_loss(tmp_path, corpus_cach
     final = _final(tmp_path / "b")
     for key in ("final_train_loss", "final_val_loss", "final_val_own_loss"):
         assert final[key] == pytest.approx(reference[key], abs=1e-6), key
-    # metrics.jsonl reads as if never interrupted: one row per logged step, in order
-    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert steps == list(range(5, 101, 5))
+    # metrics.jsonl reads as if never interrupted: one row per logged step, in order, with the
+    # uninterrupted run's losses (validation rows included)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    (ref_dir,) = [p for p in (tmp_path / "a").iterdir() if p.is_dir()]
+    ref_rows = [json.loads(line) for line in (ref_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(5, 101, 5))
+    assert [r["loss"] for r in rows] == pytest.approx([r["loss"] for r in ref_rows], abs=1e-6)
+    assert [r["step"] for r in rows if "val_loss" in r] == [25, 50, 75]
+    assert [r["val_loss"] for r in rows if "val_loss" in r] == pytest.approx(
+        [r["val_loss"] for r in ref_rows if "val_loss" in r], abs=1e-6)
 
     # Rerunning a finished run trains nothing.
     start = time.perf_counter()
