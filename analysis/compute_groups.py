@@ -1,8 +1,9 @@
 """Grouping runs by compute budget: the IsoFLOP profiles of Approach 2 and the bins of Approach 1.
 
-A grid's own ``flops_budget`` column is used when every run has one. Otherwise runs are chained
-along sorted log10 C and a new group starts at every gap wider than ``gap_dex``: a grid's runs of
-one budget differ by rounding of the step count (a few percent), its budgets by 2x or more.
+A grid's nominal budget (results.csv's ``compute_budget`` column) is used when every run has one.
+Otherwise runs are chained along sorted log10 C and a new group starts at every gap wider than
+``gap_dex``: a grid's runs of one budget differ by rounding of the step count (a few percent), its
+budgets by 2x or more.
 """
 from __future__ import annotations
 

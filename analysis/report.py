@@ -22,6 +22,7 @@ from analysis.curves import read_curves
 from analysis.insufficient import InsufficientData
 from analysis.pipeline import FitRequest, LevelFits, TableFits, fit_table
 from analysis.serialize import fits_to_json
+from analysis.summary import law_lines
 from analysis.table import LoadedTable, read_table
 from lab.errors import EXIT_BAD_INPUT, ConfigError
 
@@ -130,6 +131,11 @@ def write_report(grid_dir: Path, *, bootstrap: int = 200, seed: int = 0) -> Path
         (report_dir / "fits.json").write_text(json.dumps(fits_to_json(fits), indent=1) + "\n")
     report = report_dir / "report.md"
     report.write_text(_markdown(fits, table, grid_dir, bootstrap, seed, notes, level_figures, extra_figures))
+    if fits is not None:
+        print("fitted law (95% bootstrap intervals; every number in report.md and fits.json):")
+        print("\n".join("  " + line for line in law_lines(fits)))
+    made = [path for figs in level_figures for path in figs.values()] + [p for p in extra_figures.values() if p]
+    print("figures:" + "".join(f"\n  {report_dir / path}" for path in made))
     return report
 
 

@@ -82,3 +82,27 @@ def summary_lines(fits: TableFits) -> list[str]:
     elif fits.quality_skipped is not None:
         lines += ["", f"quality analysis skipped: {fits.quality_skipped}"]
     return lines
+
+
+def law_lines(fits: TableFits) -> list[str]:
+    """The fitted law in a few lines per quality level, for a console (the report has the rest)."""
+    lines = []
+    for level in fits.levels:
+        allocations = [(1, level.envelope), (2, level.isoflop.allocation if level.isoflop else None)]
+        for approach, result in allocations:
+            if result is not None:
+                e = result.estimates
+                lines.append(f"[{level.label}] approach {approach}: N_opt ~ C^a, a = {e['params_exponent'].format()}; "
+                             f"D_opt ~ C^b, b = {e['tokens_exponent'].format()}")
+        if level.surface is not None:
+            e = level.surface.estimates
+            lines.append(f"[{level.label}] approach 3: L(N, D) = E + A/N^alpha + B/D^beta, "
+                         + ", ".join(f"{name} = {e[name].format()}" for name in ("E", "A", "B", "alpha", "beta")))
+            lines.append(f"[{level.label}] approach 3: a = {e['params_exponent'].format()}, tokens per parameter "
+                         f"at C = {fits.budget:.3g}: {e['tokens_per_param_at_budget'].format()}")
+    if fits.quality is not None:  # (skipped approaches are printed as notes when they happen)
+        q = fits.quality
+        low, high = q.levels[0], q.levels[-1]
+        for how, estimate in q.token_worth.items():
+            lines.append(f"[quality] tokens at q={low:g} worth one token at q={high:g} ({how}): {estimate.format()}")
+    return lines

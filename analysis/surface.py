@@ -81,8 +81,10 @@ def build_tokens(runs: RunTable, options: SurfaceOptions) -> tuple[EffectiveToke
     notes = []
     repetitions, repeat_decay, base_tokens = None, None, runs.tokens
     if options.repeat_correction and runs.has_repeats:
+        # U_D is the unique tokens seen: the whole corpus after one or more epochs, but only the
+        # tokens trained on when a run saw less than one epoch (its D' is then D).
         repetitions = np.maximum(runs.epochs - 1.0, 0.0)
-        base_tokens = runs.tokens / runs.epochs
+        base_tokens = runs.tokens / np.maximum(runs.epochs, 1.0)
         repeat_decay = None if options.fit_repeat_decay else MUENNIGHOFF.R_D_star
         notes.append("repeated data: D replaced by Muennighoff's D' = U_D + U_D R_D* (1 - exp(-R_D/R_D*)) "
                      + ("with R_D* fitted" if options.fit_repeat_decay else

@@ -37,8 +37,10 @@ class TrueSurface:
 
     def effective_tokens(self, tokens, quality=1.0, epochs=1.0) -> np.ndarray:
         epochs = np.asarray(epochs, dtype=float)
-        unique = tokens / epochs
-        repeated = unique * (1.0 + self.repeat_decay * (1.0 - np.exp(-(epochs - 1.0) / self.repeat_decay)))
+        # Below one epoch every token is new: D' = D (as analysis.surface.build_tokens).
+        unique = tokens / np.maximum(epochs, 1.0)
+        repeats = np.maximum(epochs - 1.0, 0.0)
+        repeated = unique * (1.0 + self.repeat_decay * (1.0 - np.exp(-repeats / self.repeat_decay)))
         return np.exp(self.quality_gamma * (1.0 - np.asarray(quality, dtype=float))) * repeated
 
     def loss(self, params, tokens, quality=1.0, epochs=1.0) -> np.ndarray:

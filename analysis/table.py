@@ -19,6 +19,8 @@ from lab.errors import ConfigError
 # The grid runner writes final_val_loss; hand-made tables may just call it loss.
 LOSS_COLUMNS = ("final_val_loss", "loss")
 PARAMS_COLUMNS = ("params", "non_embedding_params")
+# The isoflop grid's nominal compute budget C, as lab/sweep/results.py names it in results.csv.
+BUDGET_COLUMN = "compute_budget"
 DONE = "done"
 
 
@@ -36,7 +38,7 @@ class RunTable:
     quality: np.ndarray
     # Passes over the unique tokens; 1 when not recorded.
     epochs: np.ndarray
-    # The grid's nominal budget of each run; NaN when the table has no flops_budget column.
+    # The grid's nominal compute budget of each run (column BUDGET_COLUMN); NaN where not recorded.
     flops_budget: np.ndarray
     blimp_acc: np.ndarray
 
@@ -131,7 +133,7 @@ def table_from_rows(rows: list[dict[str, str]], header: list[str], *, source: st
     epochs = np.where(np.isfinite(epochs) & (epochs > 0), epochs, 1.0)
     everything = RunTable(run_ids=run_ids, params=params, tokens=tokens, flops=flops, loss=loss,
                           quality=column("quality"), epochs=epochs,
-                          flops_budget=column("flops_budget"), blimp_acc=column("blimp_acc"))
+                          flops_budget=column(BUDGET_COLUMN), blimp_acc=column("blimp_acc"))
 
     keep, excluded = [], []
     for i, (run_id, status) in enumerate(zip(run_ids, statuses)):

@@ -1,4 +1,6 @@
 """Approaches 1 and 2 on synthetic IsoFLOP grids with known compute-optimal exponents."""
+import json
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,11 @@ from analysis.envelope import envelope_indices, run_envelope
 from analysis.insufficient import InsufficientData
 from analysis.isoflop import fit_profiles, run_isoflop
 from analysis.synthetic import TrueSurface, as_table, isoflop_rows
+from analysis.table import read_table
+from lab.accounting import total_params, training_flops
+from lab.config import RunConfig
+from lab.sweep.results import collect, write_csv
+from lab.sweep.spec import GridConfig, ScaleAxes, expand
 
 TRUTH = TrueSurface()
 A_TRUE = TRUTH.beta / (TRUTH.alpha + TRUTH.beta)
@@ -54,13 +61,39 @@ def test_envelope_keeps_the_best_run_per_bin_that_beats_smaller_budgets():
 def test_compute_groups_use_the_budget_column_or_gaps():
     rows = isoflop_rows(TRUTH, [1e14, 2e14], sizes_per_budget=5, noise=0.0)
     for row in rows:
-        row["flops_budget"] = 1e14 if row["run_id"].find("C1e14") >= 0 else 2e14
+        row["compute_budget"] = 1e14 if row["run_id"].find("C1e14") >= 0 else 2e14
     with_column = group_by_compute(as_table(rows).runs)
     assert with_column.from_budget_column and with_column.budgets.tolist() == [1e14, 2e14]
-    without_column = [{k: v for k, v in row.items() if k != "flops_budget"} for row in rows]
+    without_column = [{k: v for k, v in row.items() if k != "compute_budget"} for row in rows]
     by_gaps = group_by_compute(as_table(without_column).runs)
     assert not by_gaps.from_budget_column and by_gaps.count == 2
     assert np.all(by_gaps.spread_dex < 0.01)
+
+
+def test_isoflop_grid_results_csv_feeds_its_nominal_budgets_to_the_profiles(tmp_path):
+    # The real path: the isoflop grid's plan, results.csv as the grid writes it, read by analysis.
+    budgets = [1e13, 3e13, 1e14]
+    grid = GridConfig(name="isoflop", kind="isoflop", scales={"cpu": ScaleAxes(
+        sizes=[8.0e4, 2.3e5, 5.3e5, 1.0e6, 1.9e6], compute_budgets=budgets)})
+    planned = expand(RunConfig(), grid, "cpu")
+    run_dirs = []
+    for plan in planned:
+        run_dir = tmp_path / "runs" / f"{plan.axes['size']:.0e}-C{plan.axes['compute_budget']:.0e}"
+        run_dir.mkdir(parents=True)
+        model, tokens = plan.cfg.model, plan.cfg.train.tokens
+        final = {"status": "done", "params": total_params(model), "tokens": tokens,
+                 "flops": training_flops(model, plan.cfg.train.seq_len, tokens),
+                 "final_val_loss": float(TRUTH.loss(total_params(model), tokens))}
+        (run_dir / "final.json").write_text(json.dumps(final))
+        run_dirs.append(run_dir)
+    write_csv(tmp_path / "results.csv", collect(planned, run_dirs))
+    runs = read_table(tmp_path / "results.csv").runs
+    groups = group_by_compute(runs)
+    assert groups.from_budget_column and groups.budgets.tolist() == budgets
+    # Whole optimizer steps leave every run a little under its nominal C.
+    assert np.all(runs.flops < runs.flops_budget)
+    profiles, notes = fit_profiles(runs, groups)
+    assert [profile.budget for profile in profiles] == budgets, notes
 
 
 def test_profile_with_minimum_outside_sampled_sizes_is_skipped_with_reason():

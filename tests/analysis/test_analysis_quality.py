@@ -4,7 +4,7 @@ import pytest
 
 from analysis.quality import equal_loss_token_worth, run_quality
 from analysis.references import MUENNIGHOFF
-from analysis.surface import SurfaceOptions, run_surface
+from analysis.surface import SurfaceOptions, build_tokens, run_surface
 from analysis.synthetic import TrueSurface, as_table, isoflop_rows
 
 BUDGETS = [1e13, 3e13, 1e14, 3e14, 1e15]
@@ -74,9 +74,29 @@ def test_repeated_data_uses_muennighoff_effective_tokens():
     assert naive.fit.objective > 100 * corrected.fit.objective
 
 
+def test_sub_epoch_run_keeps_its_tokens_beside_a_repeated_run():
+    # U_D is what a run saw, not the corpus: a quarter epoch of 5e5 tokens stays 5e5 even though
+    # another run's repeats switch the correction on for the whole table.
+    rows = [{"run_id": "quarter", "params": 1e5, "tokens": 5e5, "epochs": 0.25, "loss": 4.0},
+            {"run_id": "four", "params": 1e5, "tokens": 4e6, "epochs": 4.0, "loss": 3.5}]
+    tokens, notes, _, _ = build_tokens(as_table(rows).runs, SurfaceOptions())
+    assert any("Muennighoff" in note for note in notes)
+    log_tokens, _ = tokens.evaluate(np.array([]))
+    # Four epochs of 4e6 tokens: U_D = 1e6 unique, R_D = 3 repeats, R_D* = 15.4.
+    repeated = 1e6 + 1e6 * 15.4 * (1.0 - np.exp(-3.0 / 15.4))  # about 3.73e6
+    assert np.exp(log_tokens) == pytest.approx([5e5, repeated], rel=1e-12)
+
+
 def test_repeat_decay_recovered_when_fitted():
     truth = TrueSurface(repeat_decay=6.0)
     runs = as_table(isoflop_rows(truth, BUDGETS, noise=0.005, seed=0, epochs=(1.0, 4.0, 16.0, 40.0))).runs
     result = run_surface(runs, budget=1e14, n_boot=100, seed=0, options=SurfaceOptions(fit_repeat_decay=True))
     assert result.estimates["repeat_decay"].contains(6.0), result.estimates["repeat_decay"].format()
     assert result.estimates["repeat_decay"].value == pytest.approx(6.0, rel=0.15)
+
+
+def test_true_surface_keeps_sub_epoch_tokens():
+    # The synthetic ground truth follows the same rule as the fit: below one epoch, D' = D.
+    truth = TrueSurface()
+    assert truth.effective_tokens(5e5, 1.0, 0.25) == pytest.approx(5e5, rel=1e-12)
+    assert truth.effective_tokens(4e6, 1.0, 4.0) == pytest.approx(1e6 + 1e6 * 15.4 * (1 - np.exp(-3 / 15.4)), rel=1e-12)

@@ -72,6 +72,14 @@ def test_rebuild_in_another_process_is_byte_identical(report, grid, tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == str(copy / "report" / "report.md")
+    # The console gets the fitted law per level and every figure's path (the grid prints this too).
+    out = done.stdout
+    for line in ("[quality 1] approach 1: N_opt ~ C^a", "[quality 0] approach 2: N_opt ~ C^a",
+                 "[quality 1] approach 3: L(N, D) = E + A/N^alpha + B/D^beta", "[quality] tokens at q=0"):
+        assert line in out, line
+    printed = [Path(line.strip()) for line in out.split("figures:")[1].splitlines()[1:] if line.startswith("  ")]
+    assert copy / "report" / "figures" / "isoflop_q1.png" in printed
+    assert printed and all(path.is_file() for path in printed)
     originals = sorted(p.relative_to(report.parent) for p in report.parent.rglob("*") if p.is_file())
     rebuilt = sorted(p.relative_to(copy / "report") for p in (copy / "report").rglob("*") if p.is_file())
     assert originals == rebuilt
