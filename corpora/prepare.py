@@ -41,8 +41,13 @@ SPLITS = ("train", "val", "val_clean")
 # grades equally, so one tokenizer serves every quality level and every training size.
 SYNTHETIC_TOKENIZER_WORDS = 400_000
 SYNTHETIC_TOKENIZER_QUALITY = 0.5
-# Real sources train the tokenizer on the start of their training split.
+# Real sources train the tokenizer on the start of their training split, at most this much.
 REAL_TOKENIZER_WORDS = 20_000_000
+# In a real source's tokenizer key; raised when what that key covers changes. Keys before 2
+# left out the words the tokenizer reads, so a tokenizer cached by a small run was reused by
+# larger ones: such caches must never match again. The synthetic key always covered its fixed
+# training stream, so it carries no revision and its cached tokenizers keep their names.
+REAL_TOKENIZER_KEY_REVISION = 2
 # Fields that say where or how fast a corpus is built, not what it contains.
 _NOT_CONTENT = ("cache_dir", "workers")
 
@@ -152,12 +157,23 @@ def corpus_key(cfg: CorpusConfig) -> str:
 
 def tokenizer_key(cfg: CorpusConfig) -> str:
     """Everything the tokenizer depends on. Quality, split sizes and cleaning are left out on
-    purpose: every run of a grid must share one tokenizer so its losses compare."""
+    purpose: every run of a grid must share one tokenizer so its losses compare. The training
+    size enters only through the words the tokenizer reads (`tokenizer_words`): fixed for the
+    synthetic corpus, capped for a real one, so train_words above the cap share a tokenizer."""
     d = _content(cfg)
     for field in ("quality", "train_words", "val_words", "pairs_per_phenomenon", "clean"):
         d.pop(field)
-    words = SYNTHETIC_TOKENIZER_WORDS if cfg.name == "synthetic" else REAL_TOKENIZER_WORDS
-    return f"{cfg.name}-v{cfg.vocab_size}-{_digest({'format': FORMAT_VERSION, 'words': words, **d})}"
+    d.update(format=FORMAT_VERSION, words=tokenizer_words(cfg))
+    if cfg.name != "synthetic":
+        d["revision"] = REAL_TOKENIZER_KEY_REVISION
+    return f"{cfg.name}-v{cfg.vocab_size}-{_digest(d)}"
+
+
+def tokenizer_words(cfg: CorpusConfig) -> int:
+    """The word budget the tokenizer of `cfg` is trained on (a small source may hold fewer)."""
+    if cfg.name == "synthetic":
+        return SYNTHETIC_TOKENIZER_WORDS  # its own stream, whatever the training split's size
+    return min(REAL_TOKENIZER_WORDS, cfg.train_words or REAL_TOKENIZER_WORDS)
 
 
 # --- documents ------------------------------------------------------------------------------
@@ -191,12 +207,11 @@ def _tokenizer_texts(cfg: CorpusConfig, progress: bool) -> Iterator[str]:
     if cfg.name == "synthetic":
         from corpora.synthetic import generate_documents
 
-        docs = generate_documents(SYNTHETIC_TOKENIZER_QUALITY, SYNTHETIC_TOKENIZER_WORDS, cfg.seed,
+        docs = generate_documents(SYNTHETIC_TOKENIZER_QUALITY, tokenizer_words(cfg), cfg.seed,
                                   split="tokenizer", workers=cfg.workers, progress=progress)
         return (d.text for d in docs)
     sources = _sources()
-    limit = min(REAL_TOKENIZER_WORDS, cfg.train_words or REAL_TOKENIZER_WORDS)
-    return sources.take_words(sources.iter_documents(cfg, "train"), limit)
+    return sources.take_words(sources.iter_documents(cfg, "train"), tokenizer_words(cfg))
 
 
 def _words(text: str) -> int:
@@ -251,22 +266,38 @@ def ensure_tokenizer(cfg: CorpusConfig, progress: bool = False, log=print) -> Pa
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         start = time.perf_counter()
-        tok = bpe.train_bpe(_tokenizer_texts(cfg, progress), cfg.vocab_size, tmp / "tokenizer.json",
-                            progress=progress)
+        seen = {"documents": 0, "words": 0}
+
+        def counted(texts: Iterable[str]) -> Iterator[str]:
+            # What the trainer really read: a small source can hold less than the budget.
+            for text in texts:
+                seen["documents"] += 1
+                seen["words"] += _words(text)
+                yield text
+
+        tok = bpe.train_bpe(counted(_tokenizer_texts(cfg, progress)), cfg.vocab_size,
+                            tmp / "tokenizer.json", progress=progress)
         meta = {"sha256": sha256_file(tmp / "tokenizer.json"), "vocab_size": tok.get_vocab_size(),
                 "requested_vocab_size": cfg.vocab_size, "key": final.name,
-                "trained_on": _tokenizer_description(cfg), "seconds": round(time.perf_counter() - start, 2)}
+                "budget_words": tokenizer_words(cfg), **seen,
+                "trained_on": _tokenizer_description(cfg, seen["words"]),
+                "seconds": round(time.perf_counter() - start, 2)}
         _write_text_file(tmp / "tokenizer.meta.json", json.dumps(meta, indent=2) + "\n")
         _publish(tmp, final)
         log(f"tokenizer: trained {meta['vocab_size']} tokens on {meta['trained_on']} in {meta['seconds']}s")
         return final / "tokenizer.json"
 
 
-def _tokenizer_description(cfg: CorpusConfig) -> str:
+def tokenizer_meta(tokenizer_path: Path) -> dict:
+    """What a cached tokenizer was trained on, written beside it when it was built."""
+    return json.loads((Path(tokenizer_path).parent / "tokenizer.meta.json").read_text())
+
+
+def _tokenizer_description(cfg: CorpusConfig, words: int) -> str:
     if cfg.name == "synthetic":
-        return (f"{SYNTHETIC_TOKENIZER_WORDS} words of the synthetic 'tokenizer' stream "
+        return (f"{words} words of the synthetic 'tokenizer' stream "
                 f"(quality {SYNTHETIC_TOKENIZER_QUALITY}, seed {cfg.seed}; no validation document)")
-    return f"the first {min(REAL_TOKENIZER_WORDS, cfg.train_words or REAL_TOKENIZER_WORDS)} words of the training split"
+    return f"the first {words} words of the training split"
 
 
 def _clean(docs: SplitDocs, log) -> tuple[SplitDocs, dict]:
@@ -302,6 +333,9 @@ def _tokenize_split(tok, docs: SplitDocs, path: Path, dtype, eos_id: int, label:
 def _build(cfg: CorpusConfig, tmp: Path, progress: bool, log) -> dict:
     start = time.perf_counter()
     tok_path = ensure_tokenizer(cfg, progress, log)
+    # The description comes from the cached tokenizer itself, not from this config: a reused
+    # tokenizer was trained by whichever run built it.
+    trained_on = tokenizer_meta(tok_path)["trained_on"]
     shutil.copyfile(tok_path, tmp / "tokenizer.json")
     tok = bpe.load(tmp / "tokenizer.json")
     special = bpe.special_ids(tok)
@@ -310,7 +344,7 @@ def _build(cfg: CorpusConfig, tmp: Path, progress: bool, log) -> dict:
                       "config": _content(cfg), "special": special, "splits": {},
                       "tokenizer": {"file": "tokenizer.json", "sha256": sha256_file(tmp / "tokenizer.json"),
                                     "vocab_size": tok.get_vocab_size(), "requested_vocab_size": cfg.vocab_size,
-                                    "trained_on": _tokenizer_description(cfg)},
+                                    "trained_on": trained_on},
                       "files": {}}
     for split in SPLITS:
         if split == "val_clean" and cfg.name != "synthetic":

@@ -9,7 +9,8 @@ import pytest
 
 from corpora import tokenizer as bpe
 from corpora.config import CorpusConfig
-from corpora.prepare import load_prepared, prepare_corpus, verify
+from corpora.prepare import (REAL_TOKENIZER_WORDS, load_prepared, prepare_corpus, tokenizer_key,
+                             tokenizer_meta, verify)
 from corpora.stats import corpus_stats, format_stats
 from corpora.synthetic import generate_documents
 from lab.errors import ConfigError
@@ -143,9 +144,7 @@ def test_an_empty_local_file_is_refused(tmp_path):
 
 
 def test_a_local_text_corpus_is_prepared(tmp_path):
-    lines = [f"Document {i} tells of the {['red', 'blue', 'green'][i % 3]} fox number {i}." for i in range(400)]
-    src = tmp_path / "corpus.txt"
-    src.write_text("\n\n".join(lines) + "\n")
+    src = local_source(tmp_path)
     corpus = prepare_corpus(small(tmp_path / "cache", name="local", path=str(src), quality=1.0,
                                   train_words=None, val_words=1_000_000, pairs_per_phenomenon=0),
                             log=lambda m: None)
@@ -196,3 +195,54 @@ def test_cleaning_removes_flagged_web_documents(tmp_path):
     assert len(labels) == kept["documents"]
     # Boilerplate pages are the commonest defect and the filters catch them all.
     assert not any("boilerplate" in label["defects"] for label in labels)
+
+
+def local_source(tmp_path, docs: int = 400):
+    """A real (local .txt) source of `docs` nine-word documents."""
+    lines = [f"Document {i} tells of the {['red', 'blue', 'green'][i % 3]} fox number {i}." for i in range(docs)]
+    src = tmp_path / "corpus.txt"
+    src.write_text("\n\n".join(lines) + "\n")
+    return src
+
+
+def local(tmp_path, src, **kw) -> CorpusConfig:
+    return small(tmp_path / "cache", name="local", path=str(src), quality=1.0, val_words=500,
+                 pairs_per_phenomenon=0, **kw)
+
+
+def test_a_real_tokenizer_key_covers_the_words_it_is_trained_on(tmp_path):
+    src = local_source(tmp_path)
+    key = lambda train_words: tokenizer_key(local(tmp_path, src, train_words=train_words))
+    # Below the cap the tokenizer reads train_words words: different budgets, different tokenizers.
+    assert key(1_000) != key(2_000)
+    # At or above it (or the whole source) it reads the same REAL_TOKENIZER_WORDS: one tokenizer.
+    assert key(REAL_TOKENIZER_WORDS) == key(REAL_TOKENIZER_WORDS + 1) == key(50_000_000) == key(None)
+
+
+def test_a_small_run_does_not_lend_its_tokenizer_to_a_larger_one(tmp_path):
+    src = local_source(tmp_path)
+    logs = []
+    small_run = prepare_corpus(local(tmp_path, src, train_words=1_000), log=logs.append)
+    larger_run = prepare_corpus(local(tmp_path, src, train_words=2_000), log=logs.append)
+    assert sum("tokenizer: trained" in m for m in logs) == 2
+    assert small_run.manifest["tokenizer"]["sha256"] != larger_run.manifest["tokenizer"]["sha256"]
+    for corpus, words in ((small_run, 1_000), (larger_run, 2_000)):
+        assert corpus.manifest["tokenizer"]["trained_on"] == f"the first {words} words of the training split"
+
+
+def test_a_reused_tokenizer_is_described_by_what_it_was_trained_on(tmp_path):
+    # The source holds fewer words than the cap, so both runs' tokenizers read the whole
+    # training split: one tokenizer, built by the first run, reused by the second.
+    src = local_source(tmp_path)
+    logs = []
+    first = prepare_corpus(local(tmp_path, src, train_words=None), log=logs.append)
+    second = prepare_corpus(local(tmp_path, src, train_words=50_000_000), log=logs.append)
+    assert sum("tokenizer: trained" in m for m in logs) == 1
+    whole_split = first.manifest["splits"]["train"]["words"]
+    assert whole_split < REAL_TOKENIZER_WORDS
+    cached = tokenizer_meta(next((tmp_path / "cache" / "tokenizers").glob("local-*/tokenizer.json")))
+    for corpus in (first, second):
+        assert corpus.manifest["tokenizer"]["sha256"] == cached["sha256"]
+        assert corpus.manifest["tokenizer"]["trained_on"] == cached["trained_on"] \
+            == f"the first {whole_split} words of the training split"
+    assert cached["words"] == whole_split
