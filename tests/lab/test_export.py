@@ -104,6 +104,13 @@ def test_export_loads_offline_with_same_logits_and_tokens(tmp_path, tie, monkeyp
         # ~1.1e-5 from a float64 evaluation of the same model, and ours are as close to it as
         # theirs. A wrong mapping (name, transpose, rope theta, tying) is off by O(1).
         assert (hf(input_ids=idx).logits - model(idx)).abs().max().item() <= 3e-5
+    # The initial weights (the chck_1 snapshot), away from that floor: the 1e-5.
+    snapshot_out = export_hf(run_dir, tmp_path / "export" / "hf_chck_1", snapshot="chck_1")
+    hf_initial = AutoModelForCausalLM.from_pretrained(snapshot_out, local_files_only=True).eval()
+    torch.manual_seed(0)
+    initial = Llama(model.cfg).eval()  # make_run saved exactly these weights as chck_1
+    with torch.no_grad():
+        assert (hf_initial(input_ids=idx).logits - initial(idx)).abs().max().item() <= 1e-5
 
     text = "the big dog sees the small cat ."
     ids = hf_tok(text)["input_ids"]
