@@ -43,10 +43,11 @@ SYNTHETIC_TOKENIZER_WORDS = 400_000
 SYNTHETIC_TOKENIZER_QUALITY = 0.5
 # Real sources train the tokenizer on the start of their training split, at most this much.
 REAL_TOKENIZER_WORDS = 20_000_000
-# In a real source's tokenizer key; raised when what that key covers changes. Keys before 2
-# left out the words the tokenizer reads, so a tokenizer cached by a small run was reused by
-# larger ones: such caches must never match again. The synthetic key always covered its fixed
-# training stream, so it carries no revision and its cached tokenizers keep their names.
+# In a real source's tokenizer and corpus keys; raised when what the tokenizer key covers
+# changes. Keys before 2 left out the words the tokenizer reads, so a tokenizer cached by a small
+# run was reused by larger ones: neither such tokenizers nor corpora prepared with them may match
+# again. The synthetic key always covered its fixed training stream, so it carries no revision
+# and its caches keep their names.
 REAL_TOKENIZER_KEY_REVISION = 2
 # Fields that say where or how fast a corpus is built, not what it contains.
 _NOT_CONTENT = ("cache_dir", "workers")
@@ -152,7 +153,10 @@ def _digest(data: dict) -> str:
 
 
 def corpus_key(cfg: CorpusConfig) -> str:
-    return f"{cfg.name}-q{cfg.quality:g}-{_digest({'format': FORMAT_VERSION, **_content(cfg)})}"
+    d = {"format": FORMAT_VERSION, **_content(cfg)}
+    if cfg.name != "synthetic":  # a real corpus prepared with a wrongly shared tokenizer must not match
+        d["tokenizer_revision"] = REAL_TOKENIZER_KEY_REVISION
+    return f"{cfg.name}-q{cfg.quality:g}-{_digest(d)}"
 
 
 def tokenizer_key(cfg: CorpusConfig) -> str:

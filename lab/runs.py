@@ -19,10 +19,14 @@ from lab.config import RunConfig
 # Fields that change how a run is shown or stored, not what it computes.
 _NOT_IDENTITY = {("out_dir",), ("name",), ("train", "progress"), ("train", "log_every"),
                  ("train", "checkpoint_every"), ("train", "keep_checkpoints"), ("train", "threads"),
-                 ("train", "eval_every"),  # validation reads the model, changes nothing in it
                  ("corpus", "cache_dir"), ("corpus", "workers"),
                  # Compiled and eager training compute the same thing (to rounding).
                  ("train", "compile")}
+
+
+# Fields that change nothing in the result but were once part of every id: held at the value
+# all earlier runs had, so their ids (and so their directories) stay the same.
+_HELD = {("train", "eval_every"): 0}  # validation reads the model, changes nothing in it
 
 
 def identity(cfg: RunConfig) -> dict:
@@ -32,6 +36,8 @@ def identity(cfg: RunConfig) -> dict:
         for key in path[:-1]:
             node = node[key]
         node.pop(path[-1], None)
+    for (section, key), value in _HELD.items():
+        d[section][key] = value
     return d
 
 

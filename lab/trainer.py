@@ -94,8 +94,10 @@ def train_step(model, optimizer, sampler: WindowSampler, plan: Plan, step: int, 
     if world > 1:
         import torch.distributed as dist
 
+        # On the run's device: NCCL (the GPU backend) reduces CUDA tensors only.
+        total = total.to(precision.device)
         dist.all_reduce(total)
-        total /= world
+        total = total.cpu() / world
     return float(total), float(grad_norm)
 
 
@@ -138,6 +140,13 @@ def snapshots_due(t: TrainConfig, plan: Plan, done: int, run_dir: Path, tokens_p
         if step <= done and not (run_dir / "snapshots" / name).is_dir():
             due.append(name)
     return due
+
+
+def _validation_due(done: int, t: TrainConfig) -> bool:
+    """At a logged step: whether a multiple of eval_every was reached since the previous logged
+    step. Validation rides on logged rows, so when log_every does not divide eval_every it comes
+    at the first logged step past each multiple, and logging windows never depend on it."""
+    return bool(t.eval_every) and done // t.eval_every > (done - t.log_every) // t.eval_every
 
 
 def _rng_state() -> dict:
@@ -191,7 +200,7 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
             checkpoint.save(run_dir, step, model, state, t.keep_checkpoints)
 
     t0 = time.perf_counter()
-    window_start, window_losses = time.perf_counter(), resumed_window
+    window_start, window_losses, window_steps = time.perf_counter(), resumed_window, 0
     status, reason = "done", None
     model.train()
     for step in range(start_step, plan.steps):
@@ -201,22 +210,22 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
             status, reason = "diverged", f"non-finite loss ({loss}) at step {step + 1}"
             break
         window_losses.append(loss)
+        window_steps += 1  # timed since window_start (a resumed window's first losses were not)
         done = step + 1
         if done % t.log_every == 0 or done == plan.steps:
             now = time.perf_counter()
-            tok_s = len(window_losses) * plan.tokens_per_step / (now - window_start)
+            tok_s = window_steps * plan.tokens_per_step / (now - window_start)
             # tok_s counts the global batch: every process's device adds to the peak.
             row = {"step": done, "tokens": done * plan.tokens_per_step, "loss": float(np.mean(window_losses)),
                    "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tok_s,
                    "mfu": tok_s * shape["flops_per_token"] / (peak * world) if peak == peak else float("nan")}
-            # eval_every is a multiple of log_every (lab.config), so validation lands on logged steps.
-            if t.eval_every and done % t.eval_every == 0 and done != plan.steps:
+            if _validation_due(done, t) and done != plan.steps:  # the last step is validated below
                 val = evaluate(model, corpus.tokens("val_clean"), byte_lengths, t, precision)
                 row.update(val_loss=val["loss"], val_bpb=val["bpb"])
             if metrics is not None:
                 metrics.write(row)
             progress.update(done, row)
-            window_start, window_losses = time.perf_counter(), []
+            window_start, window_losses, window_steps = time.perf_counter(), [], 0
         # Snapshots before the checkpoint: a kill between the two replays this step from the
         # previous checkpoint and finds the snapshot already taken at the right step.
         for name in snapshots_due(t, plan, done, run_dir, tokens_per_word) if is_writer else ():

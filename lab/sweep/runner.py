@@ -114,6 +114,8 @@ def run_grid(entry: EntryConfig) -> int:
             if not entry.launcher.wait:
                 print(f"submitted {len(pending)} runs; rerun the same command to collect results", flush=True)
                 return 0
+    if entry.grid.eval_pairs:
+        score_unscored_pairs(run_dirs)
     rows = collect(planned, run_dirs)
     write_csv(grid_dir / "results.csv", rows)
     print(summary_table(rows))
@@ -127,6 +129,18 @@ def run_grid(entry: EntryConfig) -> int:
     if entry.grid.report:
         _report(grid_dir)
     return 0 if not bad and not failed_submissions else 1
+
+
+def score_unscored_pairs(run_dirs: list[Path]) -> None:
+    """Finished runs that were never scored on the minimal pairs (trained, or reused from a grid
+    trained, with grid.eval_pairs=false) are scored now, so every row gets its accuracy."""
+    from lab.runs import read_final
+    from lab.sweep.worker import evaluate_pairs
+
+    for run_dir in run_dirs:
+        final = read_final(run_dir) or {}
+        if final.get("status") == "done" and "pairs" not in final and "pairs_error" not in final:
+            evaluate_pairs(run_dir, final)
 
 
 def _submissions(entry: EntryConfig, planned: list, run_dirs: list[Path], grid_dir: Path) -> int:

@@ -42,7 +42,7 @@ def run_from_dir(run_dir: str | Path) -> dict:
         try:
             final = run_single(cfg, run_dir, rank=rank, world=world, ddp_wrap=wrap)
             if eval_pairs and rank == 0 and final.get("status") == "done" and "pairs" not in final:
-                final = _evaluate_pairs(run_dir, final)
+                final = evaluate_pairs(run_dir, final)
             return final
         except RunLocked:  # another invocation is training it: leave its directory alone
             raise
@@ -54,7 +54,7 @@ def run_from_dir(run_dir: str | Path) -> dict:
             raise
 
 
-def _evaluate_pairs(run_dir: Path, final: dict) -> dict:
+def evaluate_pairs(run_dir: Path, final: dict) -> dict:
     """Minimal-pair accuracy of a finished run. A failure here does not undo the training: the
     run stays "done", the error is recorded as final["pairs_error"] and printed."""
     from lab.sweep.pairs import evaluate_run_pairs

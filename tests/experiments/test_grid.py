@@ -82,6 +82,12 @@ def test_data_parallel_two_processes_match_one(tmp_path, corpus_cache):
     final = json.loads((tmp_path / "two" / "token_budget-smoke" / "runs" / b["run_id"] / "final.json").read_text())
     assert final["world_size"] == 2
     assert a["blimp_acc"] == b["blimp_acc"] == ""  # grid.eval_pairs=false: no pairs scored
+    # Rerun without the flag: nothing trains, the finished run gets its pairs scored.
+    again = run_entry([c for c in common if c != "grid.eval_pairs=false"] + [f"out_dir={tmp_path / 'one'}"],
+                      cwd=tmp_path)
+    assert again.returncode == 0 and "1 finished, 0 to train" in again.stdout, again.stdout + again.stderr
+    (scored,) = _rows(tmp_path / "one" / "token_budget-smoke" / "results.csv")
+    assert 0.0 <= float(scored["blimp_acc"]) <= 1.0
 
 
 def test_torchrun_trains_one_run_data_parallel(tmp_path, corpus_cache):

@@ -285,7 +285,7 @@ def test_worker_keeps_a_finished_run_done_when_pair_scoring_fails(tmp_path, monk
         raise RuntimeError("tokenizer went missing\nsecond line")
 
     monkeypatch.setattr(pairs, "evaluate_run_pairs", broken)
-    updated = worker._evaluate_pairs(run_dir, final)
+    updated = worker.evaluate_pairs(run_dir, final)
     assert updated["status"] == "done" and updated["pairs_error"] == "RuntimeError: tokenizer went missing"
     assert "pairs" not in updated and read_final(run_dir) == json.loads(json.dumps(updated))
     assert "minimal-pair evaluation failed: RuntimeError: tokenizer went missing" in capsys.readouterr().err
