@@ -260,12 +260,11 @@ def ensure_tokenizer(cfg: CorpusConfig, progress: bool = False, log=print) -> Pa
     root = Path(cfg.cache_dir) / "tokenizers"
     final = root / tokenizer_key(cfg)
     with _file_lock(root / f".{final.name}.lock"):
-        meta_path = final / "tokenizer.meta.json"
-        if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
-            if sha256_file(final / "tokenizer.json") == meta["sha256"]:
+        if final.exists():
+            problem = _tokenizer_cache_problem(final)
+            if problem is None:
                 return final / "tokenizer.json"
-            log(f"tokenizer cache {final} is corrupt (checksum mismatch); retraining it")
+            log(f"tokenizer cache {final} is damaged ({problem}); retraining it")
         tmp = root / f".{final.name}.tmp{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -281,6 +280,10 @@ def ensure_tokenizer(cfg: CorpusConfig, progress: bool = False, log=print) -> Pa
 
         tok = bpe.train_bpe(counted(_tokenizer_texts(cfg, progress)), cfg.vocab_size,
                             tmp / "tokenizer.json", progress=progress)
+        if seen["words"] == 0:  # nothing to learn from: publish nothing a later run would reuse
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ConfigError("corpus.path" if cfg.path else "corpus.name",
+                              f"the training split of {cfg.name} holds no text to train a tokenizer on")
         meta = {"sha256": sha256_file(tmp / "tokenizer.json"), "vocab_size": tok.get_vocab_size(),
                 "requested_vocab_size": cfg.vocab_size, "key": final.name,
                 "budget_words": tokenizer_words(cfg), **seen,
@@ -290,6 +293,17 @@ def ensure_tokenizer(cfg: CorpusConfig, progress: bool = False, log=print) -> Pa
         _publish(tmp, final)
         log(f"tokenizer: trained {meta['vocab_size']} tokens on {meta['trained_on']} in {meta['seconds']}s")
         return final / "tokenizer.json"
+
+
+def _tokenizer_cache_problem(directory: Path) -> str | None:
+    """None if the cached tokenizer is intact, else what is wrong with it."""
+    try:
+        meta = json.loads((directory / "tokenizer.meta.json").read_text())
+        if sha256_file(directory / "tokenizer.json") != meta["sha256"]:
+            return "checksum mismatch"
+    except (OSError, ValueError, KeyError, TypeError) as e:  # missing or unreadable files
+        return f"{e.__class__.__name__}: {e}"
+    return None
 
 
 def tokenizer_meta(tokenizer_path: Path) -> dict:

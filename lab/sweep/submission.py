@@ -136,6 +136,15 @@ def build_submission(run_dir: Path, out: Path, *, grid: str, scale: str, track_c
         cfg, _ = read_run_config(run_dir)
         val = {"corpus_dir": final["corpus_dir"], "seq_len": cfg.train.seq_len, "eval_tokens": cfg.train.eval_tokens}
     names = [p.name for p in list_snapshots(run_dir)] + ["main"]
+    # Every checkpoint the schedule promised must be there: a missing or corrupt one is an error
+    # here, not a silently shorter submission (nor a reason to delete its earlier export).
+    from lab.evaluate import read_run_config
+
+    scheduled = set(read_run_config(run_dir)[0].train.snapshots)
+    missing = sorted(scheduled - set(names))
+    if missing:
+        raise ConfigError("run_dir", f"{run_dir} lacks intact snapshots {', '.join(missing)} of its schedule "
+                                     f"(see snapshots/; retrain the run to recreate them)")
     for stale in sorted(out.iterdir()):  # exports of an earlier schedule or run: not this submission
         if stale.is_dir() and stale.name not in names and (stale / "lab_export.json").is_file():
             import shutil

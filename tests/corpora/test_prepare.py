@@ -1,6 +1,7 @@
 """Preparation: exact shards, a shared tokenizer, a cache that is reused when intact and
 rebuilt when not, and bad input refused before anything is written."""
 import json
+import shutil
 import subprocess
 import sys
 
@@ -246,3 +247,33 @@ def test_a_reused_tokenizer_is_described_by_what_it_was_trained_on(tmp_path):
         assert corpus.manifest["tokenizer"]["trained_on"] == cached["trained_on"] \
             == f"the first {whole_split} words of the training split"
     assert cached["words"] == whole_split
+
+
+@pytest.mark.parametrize("damage", ["tokenizer file deleted", "metadata unreadable"])
+def test_a_damaged_tokenizer_cache_is_retrained(tmp_path, damage):
+    cfg = local(tmp_path, local_source(tmp_path), train_words=2_000)
+    first = prepare_corpus(cfg, log=lambda m: None)
+    tokenizer_dir = tmp_path / "cache" / "tokenizers" / tokenizer_key(cfg)
+    expected = (tokenizer_dir / "tokenizer.json").read_bytes()
+    if damage == "tokenizer file deleted":
+        (tokenizer_dir / "tokenizer.json").unlink()
+    else:
+        (tokenizer_dir / "tokenizer.meta.json").write_text("{not json")
+    train_tokens = np.array(first.tokens("train"))
+    # Preparing the corpus again (its own cache removed) needs the tokenizer once more.
+    shutil.rmtree(first.path)
+    messages = []
+    again = prepare_corpus(cfg, log=messages.append)
+    assert any("damaged" in m and "retraining" in m for m in messages), messages
+    assert (tokenizer_dir / "tokenizer.json").read_bytes() == expected  # the same training, the same file
+    assert np.array_equal(again.tokens("train"), train_tokens)
+
+
+def test_an_empty_source_publishes_no_tokenizer(tmp_path):
+    src = tmp_path / "blank.txt"
+    src.write_text("   \n\n \t\n")
+    with pytest.raises(ConfigError) as err:
+        prepare_corpus(local(tmp_path, src, train_words=2_000), log=lambda m: None)
+    assert err.value.field == "corpus.path"
+    tokenizers = tmp_path / "cache" / "tokenizers"
+    assert not tokenizers.exists() or [p.name for p in tokenizers.iterdir() if not p.name.startswith(".")] == []

@@ -121,3 +121,13 @@ def test_babylm_strict_small_trains_exports_evaluates_and_skips_on_rerun(tmp_pat
     assert "1 finished, 0 to train" in second.stdout and "0 exported, 12 already there" in second.stdout
     assert (sub / "main" / "model.safetensors").stat().st_mtime_ns == stamp
     assert json.loads((sub / "results.json").read_text())["checkpoints"] == results["checkpoints"]
+
+    # A corrupt checkpoint is refused by name, its earlier export kept: never a shorter submission.
+    from lab.checkpoint import list_snapshots
+
+    (victim,) = [p for p in list_snapshots(run_dir) if p.name == "chck_2K"]
+    (victim / "model.safetensors").write_bytes(b"torn")
+    third = run_entry(args, cwd=tmp_path)
+    assert third.returncode == 1, third.stdout + third.stderr
+    assert "lacks intact snapshots chck_2K" in third.stdout
+    assert (sub / "chck_2K" / "model.safetensors").is_file()
