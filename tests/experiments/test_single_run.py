@@ -2,6 +2,7 @@
 divergence recorded."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -72,10 +73,13 @@ def test_sigkill_then_rerun_resumes_to_the_same_final_loss(tmp_path, corpus_cach
     assert not (run_dir / "final.json").exists()
     # Where the kill lands is up to the scheduler; pin the resume point inside a logging window
     # (steps 26-28 of the window 26-30 done), as if it had landed right after step 28's save.
-    steps = sorted(int(p.name.split("_")[1]) for p in (run_dir / "checkpoints").iterdir())
-    assert 28 in steps, steps
-    for later in (step for step in steps if step > 28):
-        shutil.rmtree(run_dir / "checkpoints" / f"step_{later:08d}")
+    # Entries are step_<8 digits>, or .tmp-step_<8 digits>-<pid> while being written (a kill can
+    # land mid-write: that one is half-written and goes too).
+    entries = {p: int(re.search(r"step_(\d+)", p.name).group(1)) for p in (run_dir / "checkpoints").iterdir()}
+    assert 28 in entries.values(), sorted(p.name for p in entries)
+    for path, step in entries.items():
+        if step > 28:
+            shutil.rmtree(path)
 
     resumed = run_entry(_args(corpus_cache, tmp_path / "b", *common), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
