@@ -108,6 +108,18 @@ def list_snapshots(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: json.loads((p / "meta.json").read_text())["step"])
 
 
+def remove_partial_writes(run_dir: Path) -> list[Path]:
+    """Delete the temporary directories of writes a killed process left half done. Only the
+    run's owner (who holds its lock, lab.runs.run_lock) may call this: nobody else is writing."""
+    removed = []
+    for sub in ("checkpoints", "snapshots"):
+        root = run_dir / sub
+        for tmp in sorted(root.glob(".tmp-*")) if root.is_dir() else ():
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
     root = run_dir / "checkpoints"
     if not root.is_dir():

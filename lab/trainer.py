@@ -172,6 +172,8 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
     is_writer = rank == 0
 
     start_step, elapsed_before, resumed_window = 0, 0.0, []
+    if is_writer:  # a kill mid-save leaves a temporary directory behind (run_single holds the lock)
+        checkpoint.remove_partial_writes(run_dir)
     ckpt = checkpoint.load_latest(run_dir)
     if ckpt is not None:
         checkpoint.load_model_weights(model, ckpt.model_state)

@@ -47,3 +47,16 @@ def test_half_written_checkpoint_is_ignored(tmp_path):
     messages = []
     assert checkpoint.load_latest(tmp_path, log=messages.append).step == 5
     assert "meta.json" in messages[0]
+
+
+def test_partial_writes_of_a_killed_process_are_removed(tmp_path):
+    kept = checkpoint.save(tmp_path, 5, _model(5), {"step": 5}, keep=3)
+    snap = checkpoint.save_snapshot(tmp_path, "chck_1", 5, 320, _model(5))
+    for leftover in (tmp_path / "checkpoints" / ".tmp-step_00000006-123", tmp_path / "snapshots" / ".tmp-chck_2-77"):
+        leftover.mkdir()
+        (leftover / "model.safetensors").write_bytes(b"half")
+    removed = checkpoint.remove_partial_writes(tmp_path)
+    assert sorted(p.name for p in removed) == [".tmp-chck_2-77", ".tmp-step_00000006-123"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [kept.name]
+    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == [snap.name]
+    assert checkpoint.remove_partial_writes(tmp_path / "no-run-here") == []
