@@ -140,31 +140,57 @@ def _sources():
 # --- cache keys -----------------------------------------------------------------------------
 
 def _content(cfg: CorpusConfig) -> dict:
+    """What the prepared corpus contains: the config, and for local files their fingerprint.
+    Hashes the local data, so a caller that needs it twice computes it once and passes it on."""
     d = dataclasses.asdict(cfg)
     for field in _NOT_CONTENT:
         d.pop(field)
     if cfg.path is not None:
         d["path"] = str(Path(cfg.path).resolve())
+        d["data"] = local_data_fingerprint(cfg)
     return d
+
+
+def local_data_fingerprint(cfg: CorpusConfig) -> str:
+    """A digest of the files read under cfg.path: each one's relative path, size and content.
+
+    In the keys because the path alone let an edited or replaced file silently reuse the stale
+    corpus and tokenizer. Contents are hashed, not trusted by mtime (copies and restores can keep
+    it); this reads the data once per `prepare_corpus` call (~2 s per GB on one core), and every
+    run of a grid pays it again in its own process: small beside training, and a wrong cache hit
+    costs far more.
+    """
+    root, files = _sources().local_files(cfg)
+    digest = hashlib.blake2b(digest_size=16)
+    for file in files:
+        size, content = file.stat().st_size, hashlib.blake2b(digest_size=16)
+        with open(file, "rb") as f:
+            while chunk := f.read(1 << 20):
+                content.update(chunk)
+        entry = [file.relative_to(root).as_posix(), size, content.hexdigest()]
+        digest.update((json.dumps(entry) + "\n").encode())
+    return digest.hexdigest()
 
 
 def _digest(data: dict) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def corpus_key(cfg: CorpusConfig) -> str:
-    d = {"format": FORMAT_VERSION, **_content(cfg)}
+def corpus_key(cfg: CorpusConfig, content: dict | None = None) -> str:
+    """`content`: `_content(cfg)` if the caller already has it (spares hashing local data again)."""
+    d = {"format": FORMAT_VERSION, **(_content(cfg) if content is None else content)}
     if cfg.name != "synthetic":  # a real corpus prepared with a wrongly shared tokenizer must not match
         d["tokenizer_revision"] = REAL_TOKENIZER_KEY_REVISION
     return f"{cfg.name}-q{cfg.quality:g}-{_digest(d)}"
 
 
-def tokenizer_key(cfg: CorpusConfig) -> str:
+def tokenizer_key(cfg: CorpusConfig, content: dict | None = None) -> str:
     """Everything the tokenizer depends on. Quality, split sizes and cleaning are left out on
     purpose: every run of a grid must share one tokenizer so its losses compare. The training
     size enters only through the words the tokenizer reads (`tokenizer_words`): fixed for the
-    synthetic corpus, capped for a real one, so train_words above the cap share a tokenizer."""
-    d = _content(cfg)
+    synthetic corpus, capped for a real one, so train_words above the cap share a tokenizer.
+    `content` as for `corpus_key`."""
+    d = dict(_content(cfg) if content is None else content)
     for field in ("quality", "train_words", "val_words", "pairs_per_phenomenon", "clean"):
         d.pop(field)
     d.update(format=FORMAT_VERSION, words=tokenizer_words(cfg))
@@ -255,10 +281,11 @@ def _write_text_file(path: Path, text: str) -> str:
     return sha256_file(path)
 
 
-def ensure_tokenizer(cfg: CorpusConfig, progress: bool = False, log=print) -> Path:
+def ensure_tokenizer(cfg: CorpusConfig, progress: bool = False, log=print, *,
+                     content: dict | None = None) -> Path:
     """The shared tokenizer of this corpus family, trained once and cached."""
     root = Path(cfg.cache_dir) / "tokenizers"
-    final = root / tokenizer_key(cfg)
+    final = root / tokenizer_key(cfg, content)
     with _file_lock(root / f".{final.name}.lock"):
         if final.exists():
             problem = _tokenizer_cache_problem(final)
@@ -348,9 +375,9 @@ def _tokenize_split(tok, docs: SplitDocs, path: Path, dtype, eos_id: int, label:
             "bytes": sum(len(t.encode("utf-8")) for t in docs.texts) + 0}
 
 
-def _build(cfg: CorpusConfig, tmp: Path, progress: bool, log) -> dict:
+def _build(cfg: CorpusConfig, content: dict, tmp: Path, progress: bool, log) -> dict:
     start = time.perf_counter()
-    tok_path = ensure_tokenizer(cfg, progress, log)
+    tok_path = ensure_tokenizer(cfg, progress, log, content=content)
     # The description comes from the cached tokenizer itself, not from this config: a reused
     # tokenizer was trained by whichever run built it.
     trained_on = tokenizer_meta(tok_path)["trained_on"]
@@ -359,7 +386,7 @@ def _build(cfg: CorpusConfig, tmp: Path, progress: bool, log) -> dict:
     special = bpe.special_ids(tok)
     dtype = bpe.token_dtype(cfg.vocab_size)
     manifest: dict = {"format": FORMAT_VERSION, "key": tmp.name.split(".tmp")[0].lstrip("."),
-                      "config": _content(cfg), "special": special, "splits": {},
+                      "config": content, "special": special, "splits": {},
                       "tokenizer": {"file": "tokenizer.json", "sha256": sha256_file(tmp / "tokenizer.json"),
                                     "vocab_size": tok.get_vocab_size(), "requested_vocab_size": cfg.vocab_size,
                                     "trained_on": trained_on},
@@ -429,7 +456,8 @@ def prepare_corpus(cfg: CorpusConfig, progress: bool = False, log=None) -> Prepa
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     validate_corpus_config(cfg)
     root = Path(cfg.cache_dir)
-    final = root / corpus_key(cfg)
+    content = _content(cfg)  # once: for local files it hashes their data
+    final = root / corpus_key(cfg, content)
     with _file_lock(root / f".{final.name}.lock"):
         if final.exists():
             problem = verify(final)
@@ -440,7 +468,7 @@ def prepare_corpus(cfg: CorpusConfig, progress: bool = False, log=None) -> Prepa
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
-            manifest = _build(cfg, tmp, progress, log)
+            manifest = _build(cfg, content, tmp, progress, log)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -392,6 +392,19 @@ def _resolve_files(cfg: CorpusConfig, src: Source) -> tuple[list[Path], list[Pat
     return train, val
 
 
+def local_files(cfg: CorpusConfig) -> tuple[Path, list[Path]]:
+    """(root, every file `iter_documents` reads under cfg.path): train then val files.
+
+    The same listing the readers use (extensions, BabyLM layout, empty and test files left
+    out), so a cache key built from it covers exactly the data read. ConfigError as
+    `validate_source` for a missing or unusable path.
+    """
+    if cfg.path is None:
+        raise ValueError(f"corpus {cfg.name!r} has no local path")
+    train, val = _resolve_files(cfg, get_source(cfg.name))
+    return Path(cfg.path).expanduser(), train + val
+
+
 def _walk(root: Path) -> list[Path]:
     """Regular files under root, recursively, sorted; hidden files and folders skipped."""
     out = []

@@ -10,8 +10,8 @@ import pytest
 
 from corpora import tokenizer as bpe
 from corpora.config import CorpusConfig
-from corpora.prepare import (REAL_TOKENIZER_WORDS, load_prepared, prepare_corpus, tokenizer_key,
-                             tokenizer_meta, verify)
+from corpora.prepare import (REAL_TOKENIZER_WORDS, corpus_key, load_prepared, prepare_corpus,
+                             tokenizer_key, tokenizer_meta, verify)
 from corpora.stats import corpus_stats, format_stats
 from corpora.synthetic import generate_documents
 from lab.errors import ConfigError
@@ -277,3 +277,62 @@ def test_an_empty_source_publishes_no_tokenizer(tmp_path):
     assert err.value.field == "corpus.path"
     tokenizers = tmp_path / "cache" / "tokenizers"
     assert not tokenizers.exists() or [p.name for p in tokenizers.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_an_edited_local_source_is_prepared_again(tmp_path):
+    src = local_source(tmp_path)
+    cfg = local(tmp_path, src, train_words=2_000)
+    logs = []
+    first = prepare_corpus(cfg, log=logs.append)
+    built = (first.path / "train.bin").stat().st_mtime_ns
+    # The same data (even rewritten, with a new mtime) hits the cache: nothing is rebuilt.
+    src.write_bytes(src.read_bytes())
+    again = prepare_corpus(cfg, log=logs.append)
+    assert again.path == first.path and (again.path / "train.bin").stat().st_mtime_ns == built
+    assert sum("tokenizer: trained" in m for m in logs) == 1
+    # An edit that keeps the file's size and path still builds a fresh tokenizer and corpus.
+    text = src.read_text()
+    src.write_text(text.replace("fox", "owl"))
+    assert src.stat().st_size == len(text.encode())
+    edited = prepare_corpus(cfg, log=logs.append)
+    assert edited.path != first.path and first.path.exists()
+    assert sum("tokenizer: trained" in m for m in logs) == 2
+    assert edited.manifest["tokenizer"]["sha256"] != first.manifest["tokenizer"]["sha256"]
+    assert not np.array_equal(edited.tokens("train"), first.tokens("train"))
+    tok = bpe.load(edited.tokenizer_path)
+    assert "owl" in tok.decode(list(map(int, edited.tokens("train")[:50])))
+
+
+def test_local_keys_cover_exactly_the_files_read(tmp_path):
+    root = tmp_path / "release"
+    (root / "train_10M").mkdir(parents=True)
+    (root / "dev").mkdir()
+    (root / "train_10M" / "childes.train").write_text("the dog ran .\nthe cat sat .\n")
+    (root / "dev" / "childes.dev").write_text("a bird sang .\n")
+    cfg = small(tmp_path / "cache", name="babylm_strict_small", path=str(root), quality=1.0)
+    keys = lambda: (corpus_key(cfg), tokenizer_key(cfg))
+    before = keys()
+    (root / "README.md").write_text("not read by the loader")
+    (root / "train_10M" / "empty.train").write_text("")  # empty files are skipped
+    assert keys() == before
+    (root / "dev" / "childes.dev").write_text("a bird sang !\n")  # read: the validation split
+    after_dev = keys()
+    assert after_dev[0] != before[0] and after_dev[1] != before[1]
+    (root / "train_10M" / "childes.train").rename(root / "train_10M" / "renamed.train")
+    assert keys() != after_dev  # same bytes under another name: another corpus
+
+
+def test_synthetic_keys_do_not_depend_on_local_data():
+    # Pinned: synthetic caches (and the runs that name them) keep their directories.
+    assert corpus_key(CorpusConfig()) == "synthetic-q1-c1cee766cac4"
+    assert tokenizer_key(CorpusConfig()) == "synthetic-v4096-93d37454bbeb"
+    cfg = CorpusConfig(quality=0.3, vocab_size=320, train_words=12_000)
+    assert (corpus_key(cfg), tokenizer_key(cfg)) == ("synthetic-q0.3-cd57b2d5d5c9", "synthetic-v320-dbf9457aa670")
+
+
+def test_a_missing_local_path_is_keyed_with_the_validation_error(tmp_path):
+    cfg = small(tmp_path / "cache", name="local", path=str(tmp_path / "gone.txt"), quality=1.0)
+    for key in (corpus_key, tokenizer_key):
+        with pytest.raises(ConfigError, match="no such file") as e:
+            key(cfg)
+        assert e.value.field == "corpus.path"
