@@ -193,11 +193,14 @@ def _results(run_dir: Path, final: dict, grid: str, scale: str, track_corpus: st
     cfg, _ = read_run_config(run_dir)
     c, m, t = cfg.corpus, cfg.model, cfg.train
     real = c.name == track_corpus
+    prepared = _prepared_train(final.get("corpus_dir"))
     return {
         "grid": grid, "scale": scale, "run_id": run_dir.name, "run_dir": str(run_dir.resolve()),
         "data": {"corpus": c.name, "track": track_corpus, "real_babylm_data": real,
                  "offline_stand_in": not real, "path": c.path, "hub_id": c.hub_id,
-                 "corpus_words": axes.get("corpus_words"), "train_words_prepared": c.train_words,
+                 "corpus_words": axes.get("corpus_words"), "train_words_requested": c.train_words,
+                 # what the manifest of the prepared corpus counts (after any cleaning), not the request
+                 "train_words_prepared": prepared.get("words"), "train_words_source": prepared.get("source_words"),
                  "corpus_dir": final.get("corpus_dir"), "tokens_per_word": final.get("tokens_per_word")},
         "budget": {"words": t.words, "epochs": axes.get("epochs"), "max_epochs": axes.get("max_epochs", 10.0),
                    "words_trained": final.get("words"), "tokens_trained": final.get("tokens"),
@@ -218,21 +221,58 @@ def _results(run_dir: Path, final: dict, grid: str, scale: str, track_corpus: st
     }
 
 
+def _prepared_train(corpus_dir: str | None) -> dict:
+    """{"words": words in the prepared training split, "source_words": words read before
+    cleaning} from the corpus manifest; {} when the corpus directory is gone or unreadable."""
+    try:
+        manifest = json.loads((Path(corpus_dir) / "manifest.json").read_text())
+        words = int(manifest["splits"]["train"]["words"])
+    except (TypeError, OSError, ValueError, KeyError):
+        return {}
+    cleaning = manifest.get("cleaning") or {}
+    return {"words": words, "source_words": int(cleaning.get("words_before", words))}
+
+
+def _size_note(d: dict, budget_words: float | None) -> str:
+    """One sentence when the prepared training split is not the requested size, else ""."""
+    prepared, requested = d.get("train_words_prepared"), d.get("train_words_requested")
+    if prepared is None:
+        return " (The prepared corpus's manifest could not be read: this is the requested size, not a count.)"
+    if requested is None or prepared == requested:
+        return ""
+    source = d.get("train_words_source") or prepared
+    why = []
+    if source < requested:
+        why.append(f"the source holds only {source:,} words")
+    if source > prepared:
+        why.append(f"cleaning removed {source - prepared:,}")
+    if source > requested:
+        why.append("documents are kept whole")
+    passes = f", so the {budget_words:,.0f}-word budget is {budget_words / prepared:.2f} passes over it" \
+        if budget_words else ""
+    return (f" The prepared training split holds {prepared:,} words, "
+            f"{'fewer' if prepared < requested else 'more'} than the {requested:,} requested"
+            f"{' (' + '; '.join(why) + ')' if why else ''}{passes}.")
+
+
 def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}"
 
 
 def model_card(results: dict) -> str:
     d, b, a, tr = results["data"], results["budget"], results["architecture"], results["training"]
+    words = d["train_words_prepared"] if d.get("train_words_prepared") is not None else d.get("train_words_requested")
+    words = "n/a" if words is None else f"{words:,}"
     if d["real_babylm_data"]:
         where = d["path"] or f"the hub copy {d['hub_id'] or 'of the registry default'}"
         data = (f"The BabyLM `{d['track']}` training corpus ({where}), its first "
-                f"{d['train_words_prepared']:,} words.")
+                f"{words} words.")
     else:
         data = (f"**Offline stand-in**: the embedded synthetic corpus (`{d['corpus']}`), "
-                f"{d['train_words_prepared']:,} generated words, in place of the BabyLM `{d['track']}` "
+                f"{words} generated words, in place of the BabyLM `{d['track']}` "
                 f"corpus at the same word budget. Not a valid BabyLM submission; train with "
                 f"`corpus={d['track']}` for that.")
+    data += _size_note(d, b["words"])
     scale_note = ""
     if results["scale"] != "gpu":
         scale_note = (f"\nScale `{results['scale']}`: corpus, budget and checkpoint unit are shrunk by one factor "

@@ -2,6 +2,7 @@
 offline, results, skipping finished work on rerun, and the 10-epoch cap."""
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -82,7 +83,10 @@ def test_babylm_strict_small_trains_exports_evaluates_and_skips_on_rerun(tmp_pat
     assert [row["name"] for row in results["checkpoints"]] == SMOKE_NAMES  # training order
     assert results["data"]["offline_stand_in"] and results["data"]["corpus"] == "synthetic"
     assert results["budget"]["words"] == 20_000 and results["budget"]["epochs"] == 2
-    assert results["data"]["train_words_prepared"] == 10_000  # the corpus is 10K words: 2 epochs
+    # the corpus is 10K words requested (2 epochs); the generator keeps its last document whole
+    manifest = json.loads((Path(results["data"]["corpus_dir"]) / "manifest.json").read_text())
+    assert results["data"]["train_words_requested"] == 10_000
+    assert results["data"]["train_words_prepared"] == manifest["splits"]["train"]["words"] >= 10_000
     words_per_step = 4 * 32 / results["data"]["tokens_per_word"]
     for row in results["checkpoints"][:-1]:
         nominal = float(row["name"][len("chck_"):-1]) * 1000
@@ -103,7 +107,8 @@ def test_babylm_strict_small_trains_exports_evaluates_and_skips_on_rerun(tmp_pat
     assert main["val_loss"] == pytest.approx(final["final_val_loss"], rel=0.02)
     assert results["checkpoints"][0]["val_loss"] > main["val_loss"]
     card = (sub / "README.md").read_text()
-    for text in ("Offline stand-in", "## Architecture", "20,000 words seen", "`chck_20K`", "`main`", "Scale `smoke`"):
+    for text in ("Offline stand-in", "## Architecture", "20,000 words seen", "`chck_20K`", "`main`", "Scale `smoke`",
+                 f"{results['data']['train_words_prepared']:,} generated words"):
         assert text in card, text
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -131,3 +136,76 @@ def test_babylm_strict_small_trains_exports_evaluates_and_skips_on_rerun(tmp_pat
     assert third.returncode == 1, third.stdout + third.stderr
     assert "lacks intact snapshots chck_2K" in third.stdout
     assert (sub / "chck_2K" / "model.safetensors").is_file()
+
+
+def _fake_babylm_run(tmp_path, train_words: dict, cleaning: dict | None = None):
+    """A finished-looking run dir (config.json) and a corpus dir holding only a manifest."""
+    import dataclasses
+
+    from lab.config import RunConfig
+    from lab.runs import record_start
+
+    cfg = RunConfig()
+    cfg = dataclasses.replace(cfg, corpus=dataclasses.replace(cfg.corpus, name="babylm_strict_small",
+                                                              train_words=10_000_000, path="/data/babylm"),
+                              train=dataclasses.replace(cfg.train, words=1e8, snapshots={"chck_1M": 1e6}))
+    corpus_dir = tmp_path / "corpus"
+    corpus_dir.mkdir()
+    manifest = {"splits": {"train": {"words": train_words["prepared"], "tokens": 2 * train_words["prepared"]}}}
+    if cleaning:
+        manifest["cleaning"] = cleaning
+    (corpus_dir / "manifest.json").write_text(json.dumps(manifest))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    record_start(run_dir, cfg, {"corpus_dir": str(corpus_dir)})
+    final = {"status": "done", "corpus_dir": str(corpus_dir), "tokens_per_word": 2.0, "tokens": 199_999_488,
+             "words": 99_999_744.0, "epochs": 10.0, "params": 1000, "non_embedding_params": 500,
+             "precision": "bf16", "device": "cuda", "wall_s": 10.0}
+    axes = {"epochs": 10.0, "corpus_words": 1e7, "word_unit": 1e6, "max_epochs": 10.0}
+    return run_dir, final, axes
+
+
+@pytest.mark.parametrize("case", ["short_source", "cleaned", "exact"])
+def test_submission_reports_the_words_really_prepared(tmp_path, case):
+    """train_words_prepared comes from the prepared corpus's manifest, not the requested size,
+    and the model card says so in one sentence when the two differ."""
+    from lab.sweep.submission import _results, model_card
+
+    prepared, cleaning = {"short_source": (9_400_000, None),
+                          "cleaned": (9_700_000, {"words_before": 10_000_000, "words_after": 9_700_000}),
+                          "exact": (10_000_000, None)}[case]
+    run_dir, final, axes = _fake_babylm_run(tmp_path, {"prepared": prepared}, cleaning)
+    results = _results(run_dir, final, "babylm_strict_small", "gpu", "babylm_strict_small", axes, [], [])
+    data = results["data"]
+    assert data["train_words_prepared"] == prepared  # before the fix: the requested 10,000,000
+    assert data["train_words_requested"] == 10_000_000
+    card = model_card(results)
+    assert f"its first {prepared:,} words." in card
+    if case == "exact":
+        assert "The prepared training split" not in card
+        return
+    sentence = (f"The prepared training split holds {prepared:,} words, fewer than the 10,000,000 requested "
+                + {"short_source": "(the source holds only 9,400,000 words)",
+                   "cleaned": "(cleaning removed 300,000)"}[case]
+                + f", so the 100,000,000-word budget is {1e8 / prepared:.2f} passes over it.")
+    assert sentence in card, card.split("## Budget")[0]
+
+
+def test_trainer_epoch_guard_counts_the_prepared_train_shard():
+    """The grid checks the 10-epoch cap against the requested corpus size; the trainer checks it
+    again against the windows of the train shard really prepared (grid.max_epochs * 1.01), so a
+    corpus prepared short of the requested size cannot be trained past the cap."""
+    import numpy as np
+
+    from lab.config import TrainConfig
+    from lab.data import WindowSampler
+    from lab.errors import ConfigError
+    from lab.trainer import make_plan
+
+    t = TrainConfig(words=100_000.0, tokens=100_000.0, batch_size=4, seq_len=32, max_epochs=10.0 * 1.01)
+    full = WindowSampler(np.zeros(20_001, dtype=np.uint16), t.seq_len, seed=0)  # 10,000 words at 2 tokens/word
+    assert make_plan(t, full, tokens_per_word=2.0).epochs <= 10.0
+    short = WindowSampler(np.zeros(18_001, dtype=np.uint16), t.seq_len, seed=0)  # 9,000 words prepared
+    with pytest.raises(ConfigError) as info:
+        make_plan(t, short, tokens_per_word=2.0)
+    assert info.value.field == "train.tokens" and "above train.max_epochs=10.1" in info.value.reason
