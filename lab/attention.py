@@ -1,11 +1,13 @@
 """Causal grouped-query attention, choosing the faster of two exact implementations.
 
-``scaled_dot_product_attention`` is the default everywhere. On a CPU in bf16 at short
-sequences its flash kernel (whose bf16 backward is slow at small head dims) loses by ~2x to a
-blocked attention written as batched matmuls and softmaxes; bench/attention.py measures the
-two side by side. In fp32 the two are on par at 128-256 positions, so fp32 stays on SDPA,
-the kernel transformers' Llama uses too. The blocked path folds the G query heads that share
-a K/V head into the rows of one matmul, so K and V are never repeated.
+``scaled_dot_product_attention`` is the default everywhere. On a CPU with native bf16
+(AVX512-BF16 or AMX), in bf16 at short sequences, its flash kernel (whose bf16 backward is
+slow at small head dims) loses by ~2x to a blocked attention written as batched matmuls and
+softmaxes; bench/attention.py measures the two side by side. Where bf16 is emulated (an AVX2
+CPU) the blocked path loses instead (~0.4x SDPA), and in fp32 the two are on par at 128-256
+positions (within 0-6% of a training step on either CPU), so those stay on SDPA, the kernel
+transformers' Llama uses too. The blocked path folds the G query heads that share a K/V head
+into the rows of one matmul, so K and V are never repeated.
 
 Both take q already multiplied by 1/sqrt(head_dim) (the model folds it into q's weight rows,
 which costs nothing) and return the heads concatenated: (B, T, H * hd).
@@ -15,6 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from lab.precision import cpu_has_native_bf16
+
 # Beyond this many positions the blocked path stops winning (bench/attention.py, bf16, 2 cores:
 # 1.6-4.3x faster than SDPA at 128-512 positions, ~1.0-1.4x at 1024), and the probabilities it
 # keeps for backward grow as T^2.
@@ -23,7 +27,9 @@ QUERY_BLOCK = 64
 
 
 def use_blocked_path(q: torch.Tensor) -> bool:
-    return q.device.type == "cpu" and q.dtype == torch.bfloat16 and q.shape[1] <= BLOCKED_MAX_SEQ
+    # Only where bf16 is native: with emulated bf16 (an AVX2 CPU) SDPA was ~2.7x faster.
+    return (q.device.type == "cpu" and q.dtype == torch.bfloat16 and q.shape[1] <= BLOCKED_MAX_SEQ
+            and cpu_has_native_bf16())
 
 
 def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from lab.data import WindowSampler, eval_batches, token_byte_lengths
 from lab.errors import ConfigError
 from lab.metrics import MetricsLog, Progress
 from lab.model import Llama
-from lab.precision import Precision, choose, peak_flops
+from lab.precision import Precision, choose, cpu_has_native_bf16, peak_flops
 from lab.schedule import lr_at
 
 
@@ -189,6 +189,9 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
     progress = Progress(plan.steps, start_step, plan.tokens_per_step, t.progress if is_writer else "none", label)
     if ckpt is not None:
         progress.message(f"{label}: resumed from step {start_step} ({ckpt.path.name})")
+    if precision.device == "cpu" and precision.dtype == "bf16" and not cpu_has_native_bf16():
+        progress.message(f"{label}: warning: train.precision=bf16 on a CPU without native bf16 "
+                         f"(emulated, far slower than fp32); precision=auto picks fp32 here")
     peak = peak_flops(precision)
     flops_per_step = shape["flops_per_token"] * plan.tokens_per_step
 

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from lab.attention import BLOCKED_MAX_SEQ, blocked_attention, causal_attention, sdpa_attention, use_blocked_path
+from lab import attention
+from lab.attention import BLOCKED_MAX_SEQ, blocked_attention, sdpa_attention, use_blocked_path
 from lab.config import ModelConfig
 from lab.model import Llama
 
@@ -33,10 +34,14 @@ def test_blocked_and_sdpa_paths_match_a_float64_reference(T, H, Hkv, block):
             assert torch.allclose(g, r, atol=1e-12)
 
 
-def test_blocked_path_only_for_short_bf16_sequences_on_cpu():
+def test_blocked_path_only_for_short_bf16_sequences_on_cpu(monkeypatch):
     def q(T, dtype):
         return torch.zeros(1, T, 2, 4, dtype=dtype)
 
+    # Where bf16 is emulated (no AVX512-BF16/AMX) SDPA wins: the blocked path is never taken.
+    monkeypatch.setattr(attention, "cpu_has_native_bf16", lambda: False)
+    assert not use_blocked_path(q(256, torch.bfloat16))
+    monkeypatch.setattr(attention, "cpu_has_native_bf16", lambda: True)
     assert use_blocked_path(q(256, torch.bfloat16))
     assert not use_blocked_path(q(256, torch.float32))  # on par with SDPA there
     assert use_blocked_path(q(BLOCKED_MAX_SEQ, torch.bfloat16))
@@ -49,12 +54,14 @@ def test_bf16_blocked_path_matches_float32_sdpa():
     torch.manual_seed(0)
     q, k, v = torch.randn(2, 128, 4, 16) * 0.3, torch.randn(2, 128, 2, 16), torch.randn(2, 128, 2, 16)
     exact = sdpa_attention(q, k, v)
-    low = causal_attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    low = blocked_attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
     assert (low.float() - exact).abs().max() < 0.03
 
 
-def test_bf16_model_loss_and_gradients_track_fp32():
-    """The model under bf16 autocast (blocked attention path, bf16 fused loss) against fp32."""
+@pytest.mark.parametrize("native_bf16", [True, False], ids=["blocked", "sdpa"])
+def test_bf16_model_loss_and_gradients_track_fp32(native_bf16, monkeypatch):
+    """The model under bf16 autocast (either attention path, bf16 fused loss) against fp32."""
+    monkeypatch.setattr(attention, "cpu_has_native_bf16", lambda: native_bf16)
     torch.manual_seed(0)
     model = Llama(ModelConfig(d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=256))
     x = torch.randint(0, 256, (4, 65))
