@@ -210,7 +210,9 @@ def tokenizer_words(cfg: CorpusConfig) -> int:
 
 @dataclass
 class SplitDocs:
-    texts: list[str]
+    # A list, or for a real source's split a stream read once: a large source (or an uncapped
+    # one, train_words=None) is tokenized as it is read, never held in memory whole.
+    texts: list[str] | Iterator[str]
     labels: list[dict] | None = None  # per-document ground truth (synthetic only)
 
 
@@ -230,7 +232,7 @@ def _documents(cfg: CorpusConfig, split: str, progress: bool) -> SplitDocs:
     sources = _sources()
     source_split = "train" if split == "train" else "val"
     words = cfg.train_words if split == "train" else cfg.val_words
-    return SplitDocs(list(sources.take_words(sources.iter_documents(cfg, source_split), words)))
+    return SplitDocs(sources.take_words(sources.iter_documents(cfg, source_split), words))
 
 
 def _tokenizer_texts(cfg: CorpusConfig, progress: bool) -> Iterator[str]:
@@ -348,31 +350,38 @@ def _tokenizer_description(cfg: CorpusConfig, words: int) -> str:
 def _clean(docs: SplitDocs, log) -> tuple[SplitDocs, dict]:
     from corpora.quality import clean_documents
 
-    kept = clean_documents(docs.texts, log=log)
-    report = {"documents_before": len(docs.texts), "documents_after": len(kept),
-              "words_before": sum(map(_words, docs.texts)),
-              "words_after": sum(_words(docs.texts[i]) for i in kept)}
+    texts = list(docs.texts)  # near-duplicate removal compares every document with every other
+    kept = clean_documents(texts, log=log)
+    report = {"documents_before": len(texts), "documents_after": len(kept),
+              "words_before": sum(map(_words, texts)),
+              "words_after": sum(_words(texts[i]) for i in kept)}
     labels = [docs.labels[i] for i in kept] if docs.labels is not None else None
-    return SplitDocs([docs.texts[i] for i in kept], labels), report
+    return SplitDocs([texts[i] for i in kept], labels), report
 
 
 def _tokenize_split(tok, docs: SplitDocs, path: Path, dtype, eos_id: int, label: str,
                     progress: bool) -> dict:
     from tqdm import tqdm
 
-    counts: list[int] = []
+    counts = {"documents": 0, "words": 0, "bytes": 0}
+
+    def counted(texts: Iterable[str]) -> Iterator[str]:  # as they stream past: read once
+        for text in texts:
+            counts["documents"] += 1
+            counts["words"] += _words(text)
+            counts["bytes"] += len(text.encode("utf-8"))
+            yield text
 
     def blocks() -> Iterable[np.ndarray]:
-        bar = tqdm(total=len(docs.texts), unit="doc", desc=f"tokenize {label}", disable=not progress)
-        for ids, n in bpe.encode_documents(tok, docs.texts, eos_id):
-            counts.append(n)
+        total = len(docs.texts) if isinstance(docs.texts, list) else None
+        bar = tqdm(total=total, unit="doc", desc=f"tokenize {label}", disable=not progress)
+        for ids, n in bpe.encode_documents(tok, counted(docs.texts), eos_id):
             bar.update(n)
             yield ids
         bar.close()
 
     info: ShardInfo = write_shard(path, blocks(), dtype)
-    return {**info.as_dict(), "documents": len(docs.texts), "words": sum(map(_words, docs.texts)),
-            "bytes": sum(len(t.encode("utf-8")) for t in docs.texts) + 0}
+    return {**info.as_dict(), **counts}
 
 
 def _build(cfg: CorpusConfig, content: dict, tmp: Path, progress: bool, log) -> dict:
@@ -397,12 +406,12 @@ def _build(cfg: CorpusConfig, content: dict, tmp: Path, progress: bool, log) -> 
             manifest["splits"]["val_clean"] = dict(manifest["splits"]["val"])
             continue
         docs = _documents(cfg, split, progress)
-        if not docs.texts:
-            raise ConfigError("corpus.path" if cfg.path else "corpus.name",
-                              f"the {split} split of {cfg.name} is empty")
         if split == "train" and cfg.clean:
             docs, manifest["cleaning"] = _clean(docs, log)
         info = _tokenize_split(tok, docs, tmp / f"{split}.bin", dtype, special["eos_id"], split, progress)
+        if info["documents"] == 0:  # known only once a streamed split has been read
+            raise ConfigError("corpus.path" if cfg.path else "corpus.name",
+                              f"the {split} split of {cfg.name} is empty")
         manifest["splits"][split] = info
         manifest["files"][info["file"]] = info["sha256"]
         if split == "train" and docs.labels is not None:

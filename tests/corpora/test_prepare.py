@@ -336,3 +336,34 @@ def test_a_missing_local_path_is_keyed_with_the_validation_error(tmp_path):
         with pytest.raises(ConfigError, match="no such file") as e:
             key(cfg)
         assert e.value.field == "corpus.path"
+
+
+def test_a_real_source_is_tokenized_as_it_is_read(tmp_path, monkeypatch):
+    """A real split streams from the source into the shard: documents are still being read
+    after the first ones were tokenized, so a large (or uncapped) source never sits in memory."""
+    from corpora import prepare, sources
+
+    events = []
+    read, encode = sources.iter_documents, bpe.encode_documents
+
+    def reading(cfg, split):
+        for doc in read(cfg, split):
+            events.append(("read", split))
+            yield doc
+
+    def encoding(tok, texts, eos_id, batch=2048):
+        for block in encode(tok, texts, eos_id, batch=16):  # small batches: many blocks
+            events.append(("encoded", None))
+            yield block
+
+    monkeypatch.setattr(sources, "iter_documents", reading)
+    monkeypatch.setattr(prepare.bpe, "encode_documents", encoding)
+    corpus = prepare_corpus(local(tmp_path, local_source(tmp_path), train_words=None), log=lambda m: None)
+    first_encoded = events.index(("encoded", None))
+    last_train_read = max(i for i, e in enumerate(events) if e == ("read", "train"))
+    assert first_encoded < last_train_read
+    # ...and the counts kept on the way are those of the documents themselves.
+    m = corpus.manifest["splits"]
+    assert m["train"]["documents"] + m["val"]["documents"] == 400
+    assert m["train"]["words"] + m["val"]["words"] == 400 * 9
+    assert m["train"]["tokens"] == len(corpus.tokens("train"))
