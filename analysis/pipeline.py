@@ -13,7 +13,7 @@ from analysis.allocation_laws import AllocationLawResult
 from analysis.envelope import run_envelope
 from analysis.insufficient import InsufficientData
 from analysis.isoflop import IsoflopResult, run_isoflop
-from analysis.quality import QualityResult, run_quality
+from analysis.quality import QualityResult, level_stream, run_quality
 from analysis.surface import SurfaceOptions, SurfaceResult, run_surface
 from analysis.table import LoadedTable, RunTable
 
@@ -64,7 +64,8 @@ def default_budget(runs: RunTable) -> float:
     return float(10.0 ** np.round(np.median(np.log10(runs.flops))))
 
 
-def _fit_level(runs: RunTable, quality: float | None, request: FitRequest, budget: float) -> LevelFits:
+def _fit_level(runs: RunTable, quality: float | None, request: FitRequest, budget: float,
+               stream: tuple[int, ...] = ()) -> LevelFits:
     results: dict[str, object] = {}
     skipped: dict[int, str] = {}
     fitters = {1: ("envelope", run_envelope), 2: ("isoflop", run_isoflop)}
@@ -72,7 +73,7 @@ def _fit_level(runs: RunTable, quality: float | None, request: FitRequest, budge
         try:
             if approach == 3:
                 results["surface"] = run_surface(runs, budget=budget, n_boot=request.n_boot,
-                                                 seed=request.seed, options=request.surface)
+                                                 seed=request.seed, options=request.surface, stream=stream)
             else:
                 name, fitter = fitters[approach]
                 results[name] = fitter(runs, budget=budget, n_boot=request.n_boot, seed=request.seed)
@@ -92,7 +93,8 @@ def fit_table(table: LoadedTable, request: FitRequest = FitRequest()) -> TableFi
         notes.append(f"{int(np.isnan(runs.quality).sum())} runs without a quality value are left out "
                      "of the per-quality fits")
     if len(levels_present) >= 2:
-        levels = [_fit_level(runs.subset(runs.quality == q), q, request, budget) for q in levels_present]
+        levels = [_fit_level(runs.subset(runs.quality == q), q, request, budget, level_stream(i))
+                  for i, q in enumerate(levels_present)]
     else:
         levels = [_fit_level(runs, levels_present[0] if levels_present else None, request, budget)]
 

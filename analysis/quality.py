@@ -48,8 +48,8 @@ def _log_multipliers(result: SurfaceResult, form: str, levels: tuple[float, ...]
         gamma = thetas[:, result.fit.names.index("gamma")]
         return {q: gamma * (1.0 - q) for q in levels}
     logs = {q: np.zeros(len(thetas)) for q in levels}
-    for offset, level in enumerate(result.multiplier_levels):
-        logs[level] = thetas[:, 5 + offset]
+    for level in result.multiplier_levels:  # by name: a fitted repeat decay comes first
+        logs[level] = thetas[:, result.fit.names.index(f"log_multiplier_q{level:g}")]
     return logs
 
 
@@ -91,14 +91,22 @@ def _estimates(point: dict[str, np.ndarray], samples: dict[str, np.ndarray]) -> 
     return {name: percentile_estimate(float(point[name][0]), samples[name]) for name in point}
 
 
+def level_stream(index: int) -> tuple[int, ...]:
+    """The bootstrap stream of the index-th quality level's own fit: independent draws per level
+    (with one stream, equal-sized levels resampled the same rows and the ratio's interval of two
+    fits came out too narrow)."""
+    return (index + 1,)
+
+
 def fit_levels(runs: RunTable, *, budget: float, n_boot: int, seed: int,
                options: SurfaceOptions = SurfaceOptions()) -> tuple[dict[float, SurfaceResult], list[str]]:
     """A separate loss surface per quality level, and a note for each level too small to fit."""
     per_level, notes = {}, []
-    for q in runs.quality_levels():
+    for index, q in enumerate(runs.quality_levels()):
         try:
             per_level[q] = run_surface(runs.subset(runs.quality == q), budget=budget, n_boot=n_boot,
-                                       seed=seed, options=replace(options, quality_form=None))
+                                       seed=seed, options=replace(options, quality_form=None),
+                                       stream=level_stream(index))
         except InsufficientData as reason:
             notes.append(f"quality {q:g}: no separate fit ({reason})")
     return per_level, notes

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from analysis.comparisons import quantity_label, reference_values
 from analysis.intervals import Estimate, format_number
 from analysis.pipeline import LevelFits, TableFits
@@ -118,11 +120,24 @@ def references_section() -> list[str]:
             f"- 20 tokens per parameter: {TOKENS_PER_PARAM_RULE_CITATION}.", ""]
 
 
+def compute_definitions(table: LoadedTable) -> str:
+    """Which C each approach uses, and how far apart the two are on these runs (Chinchilla
+    mixed them the same way: its approaches 1 and 2 count FLOPs, its closed form takes 6ND)."""
+    runs = table.runs
+    with np.errstate(all="ignore"):
+        ratio = runs.flops / (6.0 * runs.params * runs.tokens)
+    ratio = ratio[np.isfinite(ratio)]
+    spread = f"; {ratio.min():.2f}-{ratio.max():.2f}x 6ND on these runs" if len(ratio) else ""
+    return ("Approaches 1 and 2 fit N_opt and D_opt against the runs' training FLOPs (the `flops` "
+            f"column: 6N per token plus attention{spread}); approach 3's closed form and the published "
+            "references take C = 6 N D, as Chinchilla's did.")
+
+
 def header(fits: TableFits | None, table: LoadedTable, title: str, n_boot: int, seed: int) -> list[str]:
     lines = [f"# Scaling-law report: {title}", "",
              f"Runs: {table.total_rows} in `results.csv`, {len(table.runs)} used in the fits "
              f"(loss column `{table.loss_column}`, N = `{table.params_column}`).",
              f"Intervals: 95% percentile bootstrap over runs ({n_boot} refits, seed {seed})."]
     if fits is not None:
-        lines.append(f"Allocations are reported at C = {fits.budget:.3g} FLOPs (C = 6 N D in the closed form).")
+        lines.append(f"Allocations are reported at C = {fits.budget:.3g} FLOPs. " + compute_definitions(table))
     return lines + [""]

@@ -117,16 +117,28 @@ def surface_quantities(thetas: np.ndarray, names: tuple[str, ...], budget: float
     return quantities
 
 
+MIN_DISTINCT_PER_AXIS = 3
+
+
 def run_surface(runs: RunTable, *, budget: float, n_boot: int, seed: int,
-                options: SurfaceOptions = SurfaceOptions()) -> SurfaceResult:
+                options: SurfaceOptions = SurfaceOptions(), stream: tuple[int, ...] = ()) -> SurfaceResult:
+    """stream: extra entropy for the bootstrap draws, so fits of different subsets (one per
+    quality level, same run count) resample independently instead of with the same indices."""
     tokens, notes, free_levels, reference = build_tokens(runs, options)
     objective = HuberLogLossObjective(np.log(runs.params), tokens, np.log(runs.loss))
     needed = len(objective.names) + 1
     if len(runs) < needed:
         raise InsufficientData(f"approach 3 fits {len(objective.names)} parameters and needs at least "
                                f"{needed} runs, got {len(runs)}")
+    # With one or two values on an axis its exponent is not identified (E absorbs the rest), and
+    # the fit would return a starting-grid value with a confident-looking interval.
+    for axis, values in (("model sizes", runs.params), ("token counts", runs.tokens)):
+        distinct = len(np.unique(values))
+        if distinct < MIN_DISTINCT_PER_AXIS:
+            raise InsufficientData(f"approach 3 needs at least {MIN_DISTINCT_PER_AXIS} distinct {axis} "
+                                   f"to identify its exponent, got {distinct}")
     fit = fit_surface(objective, polished_starts=options.polished_starts)
-    counts = resample_counts(np.random.default_rng([seed, 3]), len(runs), n_boot)
+    counts = resample_counts(np.random.default_rng([seed, 3, *stream]), len(runs), n_boot)
     replicates = bootstrap_surfaces(objective, fit, counts)
     point = surface_quantities(fit.theta, fit.names, budget)
     samples = surface_quantities(replicates, fit.names, budget)

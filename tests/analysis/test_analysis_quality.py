@@ -100,3 +100,44 @@ def test_true_surface_keeps_sub_epoch_tokens():
     truth = TrueSurface()
     assert truth.effective_tokens(5e5, 1.0, 0.25) == pytest.approx(5e5, rel=1e-12)
     assert truth.effective_tokens(4e6, 1.0, 4.0) == pytest.approx(1e6 + 1e6 * 15.4 * (1 - np.exp(-3 / 15.4)), rel=1e-12)
+
+
+def test_per_level_multipliers_are_read_by_name_beside_a_fitted_repeat_decay():
+    """With the repeat decay fitted its parameter precedes the multipliers: reading them by
+    position returned R_D* (~15) as m(web)."""
+    truth = TrueSurface(quality_gamma=GAMMA)
+    runs = as_table(isoflop_rows(truth, [1e13, 1e14, 1e15], sizes_per_budget=6, noise=0.005, seed=0,
+                                 qualities=(0.0, 1.0), epochs=(1.0, 4.0))).runs
+    result = run_quality(runs, budget=1e14, n_boot=0, seed=0, options=SurfaceOptions(fit_repeat_decay=True))
+    assert "log_repeat_decay" in result.joint["per_level"].fit.names
+    assert result.multipliers["per_level"][0.0].value == pytest.approx(np.exp(GAMMA), rel=0.15)
+    assert result.token_worth["joint per_level"].value == pytest.approx(np.e, rel=0.15)
+
+
+def test_each_quality_level_is_resampled_independently(monkeypatch):
+    """Equal-sized levels drew the same bootstrap rows (one stream): the two fits' replicates
+    moved together and an interval on their ratio came out too narrow."""
+    import analysis.surface as surface
+    from analysis.quality import fit_levels
+
+    drawn = []
+    real = surface.resample_counts
+    monkeypatch.setattr(surface, "resample_counts", lambda *a: drawn.append(real(*a)) or drawn[-1])
+    runs = as_table(isoflop_rows(TrueSurface(quality_gamma=GAMMA), BUDGETS[:3], noise=0.01, seed=1,
+                                 qualities=(0.0, 1.0))).runs
+    per_level, _ = fit_levels(runs, budget=1e14, n_boot=20, seed=0)
+    assert len(per_level) == 2 and len(drawn) == 2 and drawn[0].shape == drawn[1].shape
+    assert not np.array_equal(drawn[0], drawn[1])
+
+
+def test_approach_3_refuses_an_axis_that_never_varies():
+    from analysis.insufficient import InsufficientData
+
+    rows = isoflop_rows(TrueSurface(), BUDGETS, noise=0.01, seed=1)
+    # Every run at one size (35 runs, many token counts): alpha cannot be identified.
+    one_size = [{**r, "params": 1e6, "flops": 6e6 * r["tokens"]} for r in rows]
+    with pytest.raises(InsufficientData, match="3 distinct model sizes"):
+        run_surface(as_table(one_size).runs, budget=1e14, n_boot=0, seed=0)
+    one_budget = [{**r, "tokens": 1e8, "flops": 6e8 * r["params"]} for r in rows]
+    with pytest.raises(InsufficientData, match="3 distinct token counts"):
+        run_surface(as_table(one_budget).runs, budget=1e14, n_boot=0, seed=0)

@@ -40,6 +40,8 @@ def test_report_has_every_section_and_figure(report, capsys):
         assert heading in text, heading
     assert "q0-e1-C1e13" in text and "diverged" in text
     assert "Epoch 0.3478 ± 0.02" in text and "Besiroglu" in text
+    # Which C each approach uses, and their ratio on these runs (the synthetic ones count 6ND).
+    assert "1.00-1.00x 6ND on these runs" in text and "take C = 6 N D" in text
     figures = report.parent / "figures"
     for name in ("loss_curves", "isoflop_q0", "isoflop_q1", "loss_vs_compute_q1", "allocation_q0",
                  "residuals_q1", "quality", "blimp"):
