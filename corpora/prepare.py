@@ -24,6 +24,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -154,22 +155,31 @@ def _content(cfg: CorpusConfig) -> dict:
 def local_data_fingerprint(cfg: CorpusConfig) -> str:
     """A digest of the files read under cfg.path: each one's relative path, size and content.
 
-    In the keys because the path alone let an edited or replaced file silently reuse the stale
-    corpus and tokenizer. Contents are hashed, not trusted by mtime (copies and restores can keep
-    it); this reads the data once per `prepare_corpus` call (~2 s per GB on one core), and every
-    run of a grid pays it again in its own process: small beside training, and a wrong cache hit
-    costs far more.
+    In the corpus and tokenizer keys, and in run ids (lab.runs), because the path alone let an
+    edited or replaced file silently reuse the stale corpus, tokenizer and finished runs.
+    Contents are hashed, not trusted by mtime (copies and restores can keep it): ~2 s per GB on
+    one core, once per file version and process (`_file_digest`), so a grid's many run ids cost
+    one pass over the data.
     """
     root, files = _sources().local_files(cfg)
     digest = hashlib.blake2b(digest_size=16)
     for file in files:
-        size, content = file.stat().st_size, hashlib.blake2b(digest_size=16)
-        with open(file, "rb") as f:
-            while chunk := f.read(1 << 20):
-                content.update(chunk)
-        entry = [file.relative_to(root).as_posix(), size, content.hexdigest()]
+        stat = file.stat()
+        entry = [file.relative_to(root).as_posix(), stat.st_size,
+                 _file_digest(str(file.resolve()), stat.st_size, stat.st_mtime_ns)]
         digest.update((json.dumps(entry) + "\n").encode())
     return digest.hexdigest()
+
+
+@lru_cache(maxsize=4096)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """The content hash of one file; size and mtime are in the cache key only, so an edited
+    file is hashed again."""
+    content = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            content.update(chunk)
+    return content.hexdigest()
 
 
 def _digest(data: dict) -> str:

@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from lab.errors import EXIT_BAD_INPUT, ConfigError
+from lab.runs import RunLocked
+
+EXIT_RUN_LOCKED = 3  # the grid worker's code for the same case
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "experiments" / "conf"
 T = TypeVar("T")
@@ -64,12 +67,16 @@ def _override_field(exc: BaseException, overrides: list[str]) -> str:
 
 
 def main_guard(fn: Callable[[], int | None]) -> None:
-    """Run an entry point: ConfigError -> one line on stderr and exit 2; Ctrl-C -> exit 130."""
+    """Run an entry point: ConfigError -> one line on stderr and exit 2; a run another process
+    holds -> one line and exit 3 (as the grid worker); Ctrl-C -> exit 130."""
     try:
         code = fn()
     except ConfigError as e:
         print(f"error: {e.field}: {e.reason}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    except RunLocked as e:  # another process is training this run: not a crash, nothing to do here
+        print(f"skipped: {e}", file=sys.stderr)
+        sys.exit(EXIT_RUN_LOCKED)
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to continue where it stopped", file=sys.stderr)
         sys.exit(130)

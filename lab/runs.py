@@ -13,6 +13,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from corpora.prepare import local_data_fingerprint
 from lab.checkpoint import atomic_write_text
 from lab.config import RunConfig
 
@@ -38,6 +39,10 @@ def identity(cfg: RunConfig) -> dict:
         node.pop(path[-1], None)
     for (section, key), value in _HELD.items():
         d[section][key] = value
+    if cfg.corpus.path is not None:
+        # Local data can change under the same path: an edited file is a new run, not a
+        # finished one (synthetic and hub corpora are named by their config alone).
+        d["corpus"]["data"] = local_data_fingerprint(cfg.corpus)
     return d
 
 

@@ -5,11 +5,14 @@ killed or requeued run is resumed by calling the worker again on the same direct
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +74,36 @@ def _project_env(threads: int) -> dict:
     return env
 
 
+@contextmanager
+def _stop_on_term_or_hangup():
+    """SIGTERM (kill, `timeout`, a scheduler) and SIGHUP (a closed ssh session) stop the grid as
+    Ctrl-C does: the workers are stopped, and the same command resumes. Left alone, they killed
+    this process only, and its workers trained on unsupervised."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, _frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _die_with_parent():
+    """A preexec_fn: the worker gets SIGTERM when this process dies, even by SIGKILL (Linux's
+    PR_SET_PDEATHSIG; elsewhere a no-op). libc is loaded here, before the fork."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def run_local(run_dirs: list[Path], cfg: LauncherConfig, display: GridDisplay) -> None:
     """Run each directory's worker in a subprocess, `workers` at a time; Ctrl-C stops them all."""
     cores = os.cpu_count() or 1
@@ -79,23 +112,10 @@ def run_local(run_dirs: list[Path], cfg: LauncherConfig, display: GridDisplay) -
     running: dict[Path, subprocess.Popen] = {}
     logs = {}
     env = _project_env(cfg.threads_per_run)
+    tie_to_parent = _die_with_parent()
     try:
-        while pending or running:
-            while pending and len(running) < slots:
-                run_dir = pending.pop(0)
-                log = open(run_dir / "worker.log", "a")
-                logs[run_dir] = log
-                # A new session keeps Ctrl-C from reaching workers twice; we stop them ourselves.
-                running[run_dir] = subprocess.Popen(_worker_command(run_dir, cfg.procs_per_run), stdout=log,
-                                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
-                display.started(run_dir)
-            for run_dir, proc in list(running.items()):
-                if proc.poll() is not None:
-                    del running[run_dir]
-                    logs.pop(run_dir).close()
-                    display.finished(run_dir)
-            display.refresh(running=list(running))
-            time.sleep(cfg.poll_s)
+        with _stop_on_term_or_hangup():
+            _supervise(pending, running, logs, slots, env, tie_to_parent, cfg, display)
     except KeyboardInterrupt:
         for proc in running.values():
             os.killpg(proc.pid, signal.SIGTERM)
@@ -110,6 +130,28 @@ def run_local(run_dirs: list[Path], cfg: LauncherConfig, display: GridDisplay) -
         for log in logs.values():
             log.close()
         display.close()
+
+
+def _supervise(pending: list[Path], running: dict, logs: dict, slots: int, env: dict, tie_to_parent,
+               cfg: LauncherConfig, display: GridDisplay) -> None:
+    """Start workers while slots are free, reap finished ones, refresh the display."""
+    while pending or running:
+        while pending and len(running) < slots:
+            run_dir = pending.pop(0)
+            log = open(run_dir / "worker.log", "a")
+            logs[run_dir] = log
+            # A new session keeps Ctrl-C from reaching workers twice; we stop them ourselves.
+            running[run_dir] = subprocess.Popen(_worker_command(run_dir, cfg.procs_per_run), stdout=log,
+                                                stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                                preexec_fn=tie_to_parent)
+            display.started(run_dir)
+        for run_dir, proc in list(running.items()):
+            if proc.poll() is not None:
+                del running[run_dir]
+                logs.pop(run_dir).close()
+                display.finished(run_dir)
+        display.refresh(running=list(running))
+        time.sleep(cfg.poll_s)
 
 
 class RunJob:

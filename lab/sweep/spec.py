@@ -125,6 +125,9 @@ def expand(base: RunConfig, grid: GridConfig, scale: str) -> list[PlannedRun]:
     validate_grid(grid, axes)
     if grid.kind == "babylm":
         return expand_babylm(base, grid, axes)
+    if base.train.words is not None:  # it would override every point's token budget alike
+        raise ConfigError("train.words", f"a {grid.kind} grid sets each run's budget in tokens; "
+                                         "leave train.words unset (it applies to babylm grids)")
     qualities = axes.qualities if grid.kind == "data_quality" else [base.corpus.quality]
     tokens_per_step = base.train.batch_size * base.train.seq_len
     planned = []

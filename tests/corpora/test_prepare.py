@@ -1,6 +1,7 @@
 """Preparation: exact shards, a shared tokenizer, a cache that is reused when intact and
 rebuilt when not, and bad input refused before anything is written."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -206,6 +207,14 @@ def local_source(tmp_path, docs: int = 400):
     return src
 
 
+def edit(path, text):
+    """Rewrite a file as a later edit would: a process hashes each (size, mtime) version of a
+    file once, and two writes within one clock tick here can share an mtime."""
+    mtime = path.stat().st_mtime_ns
+    path.write_text(text)
+    os.utime(path, ns=(mtime + 10**9, mtime + 10**9))
+
+
 def local(tmp_path, src, **kw) -> CorpusConfig:
     return small(tmp_path / "cache", name="local", path=str(src), quality=1.0, val_words=500,
                  pairs_per_phenomenon=0, **kw)
@@ -292,7 +301,7 @@ def test_an_edited_local_source_is_prepared_again(tmp_path):
     assert sum("tokenizer: trained" in m for m in logs) == 1
     # An edit that keeps the file's size and path still builds a fresh tokenizer and corpus.
     text = src.read_text()
-    src.write_text(text.replace("fox", "owl"))
+    edit(src, text.replace("fox", "owl"))
     assert src.stat().st_size == len(text.encode())
     edited = prepare_corpus(cfg, log=logs.append)
     assert edited.path != first.path and first.path.exists()
@@ -315,7 +324,7 @@ def test_local_keys_cover_exactly_the_files_read(tmp_path):
     (root / "README.md").write_text("not read by the loader")
     (root / "train_10M" / "empty.train").write_text("")  # empty files are skipped
     assert keys() == before
-    (root / "dev" / "childes.dev").write_text("a bird sang !\n")  # read: the validation split
+    edit(root / "dev" / "childes.dev", "a bird sang !\n")  # read: the validation split
     after_dev = keys()
     assert after_dev[0] != before[0] and after_dev[1] != before[1]
     (root / "train_10M" / "childes.train").rename(root / "train_10M" / "renamed.train")

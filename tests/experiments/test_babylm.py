@@ -209,3 +209,15 @@ def test_trainer_epoch_guard_counts_the_prepared_train_shard():
     with pytest.raises(ConfigError) as info:
         make_plan(t, short, tokens_per_word=2.0)
     assert info.value.field == "train.tokens" and "above train.max_epochs=10.1" in info.value.reason
+
+
+def test_a_word_budget_is_refused_by_token_grids():
+    """train.words overrides every point's budget: a token grid silently trained one run per
+    size, the same for every budget, and recorded them under different budgets."""
+    from lab.errors import ConfigError
+
+    for grid in ("token_budget", "isoflop", "data_quality"):
+        with pytest.raises(ConfigError) as info:
+            _expand([f"grid={grid}", "scale=smoke", "train.words=1e4"])
+        assert info.value.field == "train.words", grid
+    assert _expand(["grid=token_budget", "scale=smoke"])  # without it, the grid expands

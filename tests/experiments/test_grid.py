@@ -3,6 +3,7 @@ rerun, submitit's local executor, data-parallel training, and the run lock."""
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -132,3 +133,39 @@ def test_a_locked_run_is_left_to_its_owner(tmp_path, corpus_cache):
                                 capture_output=True, text=True, timeout=120)
     assert worker.returncode == 3 and "being trained by another process" in worker.stderr
     assert not (run_dir / "final.json").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_stopped_grid_takes_its_workers_with_it(tmp_path, corpus_cache, sig):
+    """SIGTERM (a scheduler, `timeout`) stops the workers as Ctrl-C does, and a SIGKILLed grid's
+    workers follow it (PR_SET_PDEATHSIG): before, they trained on unsupervised, holding their runs'
+    locks, and a rerun reported those runs as having no result."""
+    from lab.runs import RunLocked
+
+    args = [*GRID, "grid.sizes=[3.0e4]", "grid.budgets=[2e6]", "train.max_epochs=1000",
+            "launcher.workers=1", f"corpus.cache_dir={corpus_cache}", f"out_dir={tmp_path / 'runs'}"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    grid = subprocess.Popen([sys.executable, str(ROOT / "experiments" / "run.py"), *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        logs = []
+        while time.time() < deadline and not any("step" in log.read_text() for log in logs):
+            time.sleep(0.5)
+            logs = list((tmp_path / "runs").glob("*/runs/*/worker.log"))
+        assert logs, "the worker never started training"
+        run_dir = logs[0].parent
+        grid.send_signal(sig)
+        grid.wait(timeout=30)
+        deadline = time.time() + 30
+        while True:  # the worker (minutes of training left) must let go of its run
+            try:
+                with run_lock(run_dir):
+                    break
+            except RunLocked:
+                assert time.time() < deadline, "the worker kept training after its grid stopped"
+                time.sleep(0.5)
+        assert not (run_dir / "final.json").exists()
+    finally:
+        grid.kill()
+        grid.wait()

@@ -127,3 +127,18 @@ def test_compiled_training_matches_eager_and_keeps_the_run_id(tmp_path, corpus_c
     # Compiling changes how a run is computed, not what: same id, so either skips the other.
     names = {p.name for p in (tmp_path / "eager").iterdir()} | {p.name for p in (tmp_path / "compiled").iterdir()}
     assert len(names) == 1
+
+
+def test_a_run_held_by_another_process_is_one_line_and_exit_3(capsys):
+    """Not a traceback: the run is being trained elsewhere (as the grid worker reports it)."""
+    from lab.cli import main_guard
+    from lab.runs import RunLocked
+
+    def held():
+        raise RunLocked("runs/d128-x is being trained by another process")
+
+    with pytest.raises(SystemExit) as e:
+        main_guard(held)
+    assert e.value.code == 3
+    err = capsys.readouterr().err
+    assert err == "skipped: runs/d128-x is being trained by another process\n"

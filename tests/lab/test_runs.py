@@ -1,5 +1,6 @@
 """Run ids: stable across code versions, blind to settings that do not change the result."""
 import dataclasses
+import os
 
 from lab.config import RunConfig
 from lab.runs import run_id
@@ -27,3 +28,19 @@ def test_settings_that_change_the_result_change_the_id():
     for changes in ({"lr": 1e-3}, {"tokens": 1e6}, {"seq_len": 128}, {"precision": "fp32"}):
         assert run_id(_with_train(base, **changes)) != run_id(base), changes
     assert run_id(dataclasses.replace(base, seed=1)) != run_id(base)
+
+
+def test_local_data_is_part_of_the_id(tmp_path):
+    """An edited local corpus is a new run: with the path alone a rerun reported the old
+    results as finished."""
+    from corpora.config import CorpusConfig
+
+    data = tmp_path / "corpus.txt"
+    data.write_text("The fox ran home.\n\nThe dog sat down.\n")
+    cfg = dataclasses.replace(RunConfig(), corpus=CorpusConfig(name="local", path=str(data)))
+    before = run_id(cfg)
+    assert run_id(cfg) == before  # stable while the data is
+    mtime = data.stat().st_mtime_ns
+    data.write_text("The fox ran home.\n\nThe cat sat down.\n")  # same size, new content
+    os.utime(data, ns=(mtime + 10**9, mtime + 10**9))  # as a later edit (the hash is kept per mtime)
+    assert run_id(cfg) != before
