@@ -176,6 +176,25 @@ class RunJob:
         return submitit.helpers.DelayedSubmission(RunJob(), run_dir)
 
 
+@contextmanager
+def _submission_env(threads: int):
+    """submitit's jobs inherit the submitting process's environment (LocalExecutor starts them
+    here, sbatch exports it by default): for the submission, this checkout goes first on
+    PYTHONPATH and the thread count is set, as run_local does for its workers. Without it a job
+    imported whichever `lab` was installed, not the code being run."""
+    wanted = _project_env(threads)
+    saved = {key: os.environ.get(key) for key in ("PYTHONPATH", "OMP_NUM_THREADS")}
+    os.environ.update({key: wanted[key] for key in saved})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def run_submitit(run_dirs: list[Path], cfg: LauncherConfig, grid_dir: Path, display: GridDisplay) -> list:
     try:
         import submitit
@@ -199,7 +218,8 @@ def run_submitit(run_dirs: list[Path], cfg: LauncherConfig, grid_dir: Path, disp
         if cfg.qos:
             params["slurm_qos"] = cfg.qos
         executor.update_parameters(**params)
-    jobs = executor.map_array(RunJob(), [str(d) for d in run_dirs])
+    with _submission_env(cfg.threads_per_run):
+        jobs = executor.map_array(RunJob(), [str(d) for d in run_dirs])
     for run_dir, job in zip(run_dirs, jobs):
         (run_dir / "job_id").write_text(f"{job.job_id}\n")
         display.started(run_dir)

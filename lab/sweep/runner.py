@@ -139,8 +139,20 @@ def score_unscored_pairs(run_dirs: list[Path]) -> None:
 
     for run_dir in run_dirs:
         final = read_final(run_dir) or {}
-        if final.get("status") == "done" and "pairs" not in final and "pairs_error" not in final:
+        if (final.get("status") == "done" and "pairs" not in final and "pairs_error" not in final
+                and _corpus_may_have_pairs(final)):
             evaluate_pairs(run_dir, final)
+
+
+def _corpus_may_have_pairs(final: dict) -> bool:
+    """False when the run's corpus manifest says it has no pairs (a real corpus): scoring would
+    verify the corpus and the checkpoint for nothing, again on every rerun. Read unverified: a
+    damaged or missing manifest is left to the scoring, which reports it."""
+    try:
+        manifest = json.loads((Path(final["corpus_dir"]) / "manifest.json").read_text())
+    except (KeyError, TypeError, OSError, ValueError):
+        return True
+    return manifest.get("pairs") is not None
 
 
 def _submissions(entry: EntryConfig, planned: list, run_dirs: list[Path], grid_dir: Path) -> int:

@@ -169,3 +169,36 @@ def test_a_stopped_grid_takes_its_workers_with_it(tmp_path, corpus_cache, sig):
     finally:
         grid.kill()
         grid.wait()
+
+
+def test_submitit_jobs_get_this_checkout_and_the_thread_count(monkeypatch):
+    """submitit jobs inherit the submitting environment: during submission it names this
+    checkout first on PYTHONPATH (else a job imports whichever `lab` is installed) and the
+    launcher's thread count; afterwards the process's own environment is back as it was."""
+    from lab.sweep.launchers import _submission_env
+
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with _submission_env(3):
+        assert os.environ["PYTHONPATH"].split(os.pathsep) == [str(ROOT), "/elsewhere"]
+        assert os.environ["OMP_NUM_THREADS"] == "3"
+    assert os.environ["PYTHONPATH"] == "/elsewhere" and "OMP_NUM_THREADS" not in os.environ
+
+
+def test_a_rerun_does_not_rescore_runs_whose_corpus_has_no_pairs(tmp_path, monkeypatch):
+    """A real corpus has no minimal pairs: its runs never get a "pairs" entry, and every rerun
+    verified the corpus and the final checkpoint to find that out again."""
+    import lab.sweep.worker as worker
+    from lab.sweep.runner import score_unscored_pairs
+
+    scored = []
+    monkeypatch.setattr(worker, "evaluate_pairs", lambda run_dir, final: scored.append(run_dir.name))
+    for name, pairs in (("real", None), ("synthetic", {"file": "pairs.jsonl"})):
+        corpus = tmp_path / f"corpus-{name}"
+        corpus.mkdir()
+        (corpus / "manifest.json").write_text(json.dumps({"pairs": pairs}))
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        (run_dir / "final.json").write_text(json.dumps({"status": "done", "corpus_dir": str(corpus)}))
+    score_unscored_pairs([tmp_path / "real", tmp_path / "synthetic"])
+    assert scored == ["synthetic"]
