@@ -17,7 +17,7 @@ from pathlib import Path
 from lab.accounting import flops_per_token
 from lab.config import RunConfig
 from lab.errors import ConfigError
-from lab.runs import is_finished, run_id
+from lab.runs import RunLocked, is_finished, run_id, run_lock
 from lab.sweep.display import GridDisplay
 from lab.sweep.launchers import LauncherConfig, run_local, run_submitit, validate_launcher
 from lab.sweep.results import collect, summary_table, write_csv
@@ -49,17 +49,24 @@ def reuse_finished_twins(missing: list[Path], out_dir: Path) -> list[Path]:
     """Copy in runs that another grid under out_dir already finished with the same id.
 
     A run id hashes everything that determines the result, so a twin's result is this run's
-    result (papers draw several grids that share points). Only run directories that do not
-    exist yet are filled: a partial run here resumes from its own checkpoints instead. The copy
-    lands under a temporary name and is renamed into place, and records where it came from.
+    result (papers draw several grids that share points). Only run directories that hold no
+    training yet are filled (none, or only the plan an interrupted grid wrote ahead): a partial
+    run here resumes from its own checkpoints instead. The copy lands under a temporary name and
+    is renamed into place, and records where it came from.
     """
     reused = []
     for run_dir in missing:
-        if run_dir.exists():
+        if run_dir.exists() and not _never_started(run_dir):
             continue
         twins = [d for d in sorted(out_dir.glob(f"*/runs/{run_dir.name}")) if d != run_dir and is_finished(d)]
         if not twins:
             continue
+        if run_dir.exists():
+            try:
+                with run_lock(run_dir):  # nobody is starting it right now
+                    shutil.rmtree(run_dir)
+            except RunLocked:
+                continue
         staging = run_dir.parent / f".{run_dir.name}.copying"
         shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(twins[0], staging, ignore=shutil.ignore_patterns("lock"))
@@ -67,6 +74,14 @@ def reuse_finished_twins(missing: list[Path], out_dir: Path) -> list[Path]:
         os.replace(staging, run_dir)
         reused.append(run_dir)
     return reused
+
+
+# What a run directory holds before its training starts: the plan, the launcher's log and job id.
+_BEFORE_TRAINING = {"spec.json", "worker.log", "job_id", "lock"}
+
+
+def _never_started(run_dir: Path) -> bool:
+    return {entry.name for entry in run_dir.iterdir()} <= _BEFORE_TRAINING
 
 
 def prepare_corpora(planned: list) -> None:

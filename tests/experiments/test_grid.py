@@ -202,3 +202,22 @@ def test_a_rerun_does_not_rescore_runs_whose_corpus_has_no_pairs(tmp_path, monke
         (run_dir / "final.json").write_text(json.dumps({"status": "done", "corpus_dir": str(corpus)}))
     score_unscored_pairs([tmp_path / "real", tmp_path / "synthetic"])
     assert scored == ["synthetic"]
+
+
+def test_a_finished_twin_fills_a_run_that_was_only_planned(tmp_path):
+    """An interrupted grid leaves a spec.json in every run it planned; such a run still takes
+    a finished twin's result (it was retrained), while one with training of its own resumes."""
+    from lab.sweep.runner import reuse_finished_twins
+
+    run = "d32-l1-t3e03-q1-0123456789"
+    twin = tmp_path / "other" / "runs" / run
+    twin.mkdir(parents=True)
+    (twin / "final.json").write_text(json.dumps({"status": "done", "final_val_loss": 4.0}))
+    planned, started = tmp_path / "grid" / "runs" / run, tmp_path / "grid2" / "runs" / run
+    for run_dir in (planned, started):
+        run_dir.mkdir(parents=True)
+        (run_dir / "spec.json").write_text("{}")
+    (started / "checkpoints").mkdir()
+    assert reuse_finished_twins([planned, started], tmp_path) == [planned]
+    assert json.loads((planned / "final.json").read_text())["final_val_loss"] == 4.0
+    assert (planned / "reused_from.json").exists() and not (started / "final.json").exists()
