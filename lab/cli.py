@@ -19,7 +19,7 @@ def _hydra_reason(exc: BaseException) -> str:
     messages = []
     while exc is not None:
         text = str(exc).strip().splitlines()
-        if text:
+        if text and text[0].strip() != "None":  # antlr's innermost parse error has no message
             messages.append(text[0].strip())
         exc = exc.__cause__ or exc.__context__
     # OmegaConf's own message ("Key 'foo' not in 'ModelConfig'") is the most specific.
@@ -45,11 +45,32 @@ def compose(config_name: str, overrides: list[str], register: Callable[[], None]
     except Exception as e:  # Hydra wraps override/composition errors in its own types
         if e.__class__.__module__.startswith(("hydra", "omegaconf")):
             raise ConfigError(_override_field(e, overrides), _hydra_reason(e)) from None
+        unset = (_override_of_unset_group(config_name, overrides)
+                 if isinstance(e, AssertionError) and "NoneType" in str(e) else None)
+        if unset is not None:  # OmegaConf asserts on a key under a group left null
+            group, key = unset
+            raise ConfigError(group, f"{key} needs a {group} first: add {group}=<name>") from None
         raise
     finally:
         GlobalHydra.instance().clear()
     assert isinstance(obj, schema), type(obj)
     return obj
+
+
+def _override_of_unset_group(config_name: str, overrides: list[str]) -> tuple[str, str] | None:
+    """(group, key) for an override like grid.sizes=... of a group whose default is null in
+    <config_name>.yaml (`- grid: null`) when no grid=... is among the overrides."""
+    import yaml
+
+    defaults = yaml.safe_load((CONF_DIR / f"{config_name}.yaml").read_text()).get("defaults", [])
+    null_groups = {group for entry in defaults if isinstance(entry, dict)
+                   for group, value in entry.items() if value is None}
+    keys = [item.lstrip("+~").split("=", 1)[0] for item in overrides]
+    for key in keys:
+        group = key.split(".", 1)[0]
+        if "." in key and group in null_groups and group not in keys:
+            return group, key
+    return None
 
 
 def _override_field(exc: BaseException, overrides: list[str]) -> str:

@@ -96,6 +96,9 @@ def axes_for(grid: GridConfig, scale: str) -> ScaleAxes:
 
 
 def validate_grid(grid: GridConfig, axes: ScaleAxes) -> None:
+    # The name is a directory under out_dir: one plain component, nothing that climbs out.
+    if not grid.name or grid.name in (".", "..") or "/" in grid.name or "\\" in grid.name:
+        raise ConfigError("grid.name", f"must be a plain directory name, got {grid.name!r}")
     if grid.kind not in KINDS:
         raise ConfigError("grid.kind", f"unknown grid kind {grid.kind!r}; choose one of {', '.join(KINDS)}")
     if not axes.sizes:

@@ -221,3 +221,12 @@ def test_a_word_budget_is_refused_by_token_grids():
             _expand([f"grid={grid}", "scale=smoke", "train.words=1e4"])
         assert info.value.field == "train.words", grid
     assert _expand(["grid=token_budget", "scale=smoke"])  # without it, the grid expands
+
+
+@pytest.mark.parametrize("name", ["", "x/../../y", "..", "a/b"])
+def test_a_grid_name_is_one_plain_directory_name(name):
+    from lab.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        _expand(["grid=token_budget", "scale=smoke", f"grid.name='{name}'"])
+    assert info.value.field == "grid.name"

@@ -28,12 +28,15 @@ def _args(cache, out, *extra):
     ("corpus.quality=1.5", "corpus.quality"),
     ("corpus=local", "corpus.path"),                   # a local corpus needs a path
     ("train.eval_every=-1", "train.eval_every"),
+    ("grid.sizes=[1e5]", "grid"),                      # a grid axis without grid=...
+    ("model.d_model=[64", "overrides"),                # unparsable: Hydra's reason, not "None"
 ])
 def test_bad_config_fails_before_compute_with_one_line(tmp_path, corpus_cache, override, field):
     result = run_entry(_args(corpus_cache, tmp_path / "runs", override), cwd=tmp_path, timeout=120)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: {field}:"), result.stderr
+    assert not lines[0].endswith(": None"), result.stderr
     assert not (tmp_path / "runs").exists()  # nothing was trained or written
 
 
