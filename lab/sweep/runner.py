@@ -39,6 +39,21 @@ def base_run_config(entry: EntryConfig) -> RunConfig:
     return RunConfig(**fields)
 
 
+def _refuse_sizes_of_one_shape(planned: list) -> None:
+    """Two target sizes that the size picker maps to one shape would train the same model twice
+    under two ids (the target stays in the config), and the fits would count it twice."""
+    seen: dict[str, float] = {}
+    for plan in planned:
+        cfg = plan.cfg
+        same = run_id(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, params=None)))
+        size = plan.axes.get("size")
+        if same in seen and seen[same] != size:
+            m = cfg.model
+            raise ConfigError("grid.sizes", f"sizes {seen[same]:g} and {size:g} pick the same model shape "
+                                            f"(d_model {m.d_model}, {m.n_layers} layers): give sizes further apart")
+        seen.setdefault(same, size)
+
+
 def grid_dir_of(entry: EntryConfig) -> Path:
     assert entry.grid is not None
     suffix = "" if entry.scale == "cpu" else f"-{entry.scale}"
@@ -105,6 +120,7 @@ def run_grid(entry: EntryConfig) -> int:
     run_dirs = [grid_dir / "runs" / run_id(p.cfg) for p in planned]
     if len(set(run_dirs)) != len(run_dirs):
         raise ConfigError("grid", "two grid points resolve to the same run (duplicate sizes or budgets?)")
+    _refuse_sizes_of_one_shape(planned)
     # Longest first, so parallel workers finish together instead of waiting on one big run.
     cost = {d: p.cfg.train.tokens * flops_per_token(p.cfg.model, p.cfg.train.seq_len) for p, d in zip(planned, run_dirs)}
     reused = reuse_finished_twins([d for d in run_dirs if not is_finished(d)], Path(entry.out_dir))

@@ -221,3 +221,13 @@ def test_a_finished_twin_fills_a_run_that_was_only_planned(tmp_path):
     assert reuse_finished_twins([planned, started], tmp_path) == [planned]
     assert json.loads((planned / "final.json").read_text())["final_val_loss"] == 4.0
     assert (planned / "reused_from.json").exists() and not (started / "final.json").exists()
+
+
+def test_two_sizes_of_one_shape_are_refused_before_compute(tmp_path):
+    """The size picker maps nearby targets to one shape: trained twice under two ids, the fits
+    would have counted one model as two points."""
+    result = run_entry([*GRID, "grid.sizes=[3.0e4,3.3e4]", "grid.budgets=[2560]", f"out_dir={tmp_path / 'runs'}",
+                        f"corpus.cache_dir={tmp_path / 'cache'}"], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("error: grid.sizes: sizes 30000 and 33000 pick the same model shape")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
