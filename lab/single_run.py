@@ -38,6 +38,10 @@ def run_single(cfg: RunConfig, run_dir: Path | None = None, *, rank: int = 0, wo
     from lab.trainer import train
 
     with run_lock(run_dir) if rank == 0 else _no_lock():
+        if world == 1 and is_finished(run_dir):  # another process finished it since the check
+            final = read_final(run_dir)
+            log(f"{run_dir}: already finished ({final['status']}); nothing to do")
+            return final
         if rank == 0:
             record_start(run_dir, cfg, {"corpus_dir": str(corpus.path), "versions": versions()})
         final = train(cfg, run_dir, corpus, rank=rank, world=world, ddp_wrap=ddp_wrap)
