@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from lab.metrics import read_metrics
+from lab.runs import missing_result
 
 
 def _last_row(run_dir: Path) -> dict | None:
@@ -88,7 +89,7 @@ def _status(run_dir: Path) -> str:
     try:
         final = json.loads((run_dir / "final.json").read_text())
     except (OSError, ValueError):
-        return "no result (see worker.log)"
+        return "{}: {}".format(*missing_result(run_dir))
     if final.get("status") == "done":
         return f"done, val loss {final.get('final_val_loss', float('nan')):.4f} in {final.get('wall_s', 0):.0f}s"
     return f"{final.get('status')}: {final.get('reason')}"

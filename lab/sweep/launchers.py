@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,6 +58,9 @@ def validate_launcher(cfg: LauncherConfig) -> None:
             raise ConfigError(f"launcher.{name}", "must be >= 1")
     if cfg.poll_s <= 0:
         raise ConfigError("launcher.poll_s", "must be > 0")
+    if cfg.name == "slurm" and shutil.which("sbatch") is None:  # else submitit fails after corpus preparation
+        raise ConfigError("launcher.name", "slurm needs sbatch on PATH (run from a SLURM login node); "
+                                           "here use launcher=local or launcher=submitit_local")
 
 
 def _worker_command(run_dir: Path, procs: int) -> list[str]:

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from lab.checkpoint import atomic_write_text
-from lab.runs import read_final
+from lab.runs import missing_result, read_final
 
 COLUMNS = ["run_id", "status", "reason", "params", "non_embedding_params", "tokens", "flops", "quality",
            "corpus", "epochs", "final_train_loss", "final_val_loss", "final_val_bpb", "final_val_own_loss",
@@ -18,11 +18,12 @@ def collect(planned: list, run_dirs: list[Path]) -> list[dict]:
     rows = []
     for plan, run_dir in zip(planned, run_dirs):
         final = read_final(run_dir) or {}
+        status, reason = (final.get("status"), final.get("reason") or "") if final else missing_result(run_dir)
         cfg = plan.cfg
         row = {
             "run_id": run_dir.name,
-            "status": final.get("status", "pending"),
-            "reason": final.get("reason") or "",
+            "status": status,
+            "reason": reason,
             "quality": cfg.corpus.quality,
             "corpus": cfg.corpus.name,
             "d_model": cfg.model.d_model,

@@ -231,3 +231,29 @@ def test_two_sizes_of_one_shape_are_refused_before_compute(tmp_path):
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.startswith("error: grid.sizes: sizes 30000 and 33000 pick the same model shape")
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_run_without_result_says_whether_it_is_training_elsewhere_and_where_its_log_is(tmp_path):
+    from lab.runs import missing_result
+
+    grid = tmp_path / "token_budget-smoke"
+    run_dir = grid / "runs" / "d32-l1-t3e03-q1-0123456789"
+    run_dir.mkdir(parents=True)
+    assert missing_result(run_dir) == ("pending", f"no result: see {run_dir / 'worker.log'}")
+    with run_lock(run_dir):  # what a worker holds while it trains
+        assert missing_result(run_dir) == ("running", "being trained by another process")
+    (run_dir / "job_id").write_text("4242\n")  # a submitit job keeps its log in the grid's folder
+    assert missing_result(run_dir) == ("pending", f"no result: see {grid / 'submitit' / '4242'}/")
+
+
+def test_slurm_without_sbatch_is_refused_before_compute(tmp_path, monkeypatch):
+    from lab.errors import ConfigError
+    from lab.sweep.launchers import LauncherConfig, validate_launcher
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    with pytest.raises(ConfigError) as e:
+        validate_launcher(LauncherConfig(name="slurm"))
+    assert e.value.field == "launcher.name" and "sbatch" in e.value.reason
+    (tmp_path / "sbatch").write_text("#!/bin/sh\n")
+    (tmp_path / "sbatch").chmod(0o755)
+    validate_launcher(LauncherConfig(name="slurm"))  # a login node: accepted
