@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pathlib import Path
 from lab.accounting import flops_per_token
 from lab.config import RunConfig
 from lab.errors import ConfigError
-from lab.runs import RunLocked, is_finished, run_id, run_lock
+from lab.runs import RunLocked, is_finished, is_locked, run_id, run_lock
 from lab.sweep.display import GridDisplay
 from lab.sweep.launchers import LauncherConfig, run_local, run_submitit, validate_launcher
 from lab.sweep.results import collect, summary_table, write_csv
@@ -141,9 +142,15 @@ def run_grid(entry: EntryConfig) -> int:
         if entry.launcher.name == "local":
             run_local(pending, entry.launcher, display)
         else:
-            run_submitit(pending, entry.launcher, grid_dir, display)
+            live = {d: state for d in pending if (state := submitted_job_state(d))}
+            if live:  # a rerun to collect results must not submit the same runs again
+                print(f"{len(live)} runs are still {'/'.join(sorted(set(live.values())))} from an earlier "
+                      f"submission; not submitted again", flush=True)
+            submit = [d for d in pending if d not in live]
+            if submit:
+                run_submitit(submit, entry.launcher, grid_dir, display)
             if not entry.launcher.wait:
-                print(f"submitted {len(pending)} runs; rerun the same command to collect results", flush=True)
+                print(f"submitted {len(submit)} runs; rerun the same command to collect results", flush=True)
                 return 0
     if entry.grid.eval_pairs:
         score_unscored_pairs(run_dirs)
@@ -160,6 +167,23 @@ def run_grid(entry: EntryConfig) -> int:
     if entry.grid.report:
         _report(grid_dir)
     return 0 if not bad and not failed_submissions else 1
+
+
+def submitted_job_state(run_dir: Path) -> str | None:
+    """"running" when a process holds the run's lock, SLURM's state of its recorded job while
+    squeue still lists it (PENDING, RUNNING, ...), else None (free to submit)."""
+    if is_locked(run_dir):
+        return "running"
+    job = run_dir / "job_id"
+    if not job.exists() or shutil.which("squeue") is None:
+        return None
+    try:
+        listed = subprocess.run(["squeue", "-h", "-j", job.read_text().strip(), "-o", "%T"],
+                                capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    state = listed.stdout.strip().splitlines()
+    return state[0].strip().lower() if listed.returncode == 0 and state else None
 
 
 def score_unscored_pairs(run_dirs: list[Path]) -> None:

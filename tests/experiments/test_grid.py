@@ -257,3 +257,24 @@ def test_slurm_without_sbatch_is_refused_before_compute(tmp_path, monkeypatch):
     (tmp_path / "sbatch").write_text("#!/bin/sh\n")
     (tmp_path / "sbatch").chmod(0o755)
     validate_launcher(LauncherConfig(name="slurm"))  # a login node: accepted
+
+
+def test_a_rerun_leaves_queued_or_running_jobs_alone(tmp_path, monkeypatch):
+    """With launcher.wait=false, "rerun to collect" submitted every unfinished run again: on
+    SLURM a second allocation per queued run."""
+    from lab.sweep.runner import submitted_job_state
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    squeue = bin_dir / "squeue"  # SLURM's view: job 7 is queued, anything else is gone
+    squeue.write_text('#!/bin/sh\n[ "$3" = 7 ] && echo PENDING\nexit 0\n')
+    squeue.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    queued, gone, held = (tmp_path / name for name in ("queued", "gone", "held"))
+    for run_dir, job in ((queued, "7"), (gone, "8"), (held, "9")):
+        run_dir.mkdir()
+        (run_dir / "job_id").write_text(f"{job}\n")
+    assert submitted_job_state(queued) == "pending"
+    assert submitted_job_state(gone) is None
+    with run_lock(held):
+        assert submitted_job_state(held) == "running"
