@@ -96,7 +96,13 @@ def fit_table(table: LoadedTable, request: FitRequest = FitRequest()) -> TableFi
         levels = [_fit_level(runs.subset(runs.quality == q), q, request, budget, level_stream(i))
                   for i, q in enumerate(levels_present)]
     else:
-        levels = [_fit_level(runs, levels_present[0] if levels_present else None, request, budget)]
+        label = levels_present[0] if levels_present else None
+        unlabelled = int(np.isnan(runs.quality).sum())
+        if label is not None and unlabelled:  # one fit over both: it is not that level's fit
+            notes.append(f"{unlabelled} runs without a quality value are fitted together with the "
+                         f"quality {label:g} runs, so the fit carries no quality label")
+            label = None
+        levels = [_fit_level(runs, label, request, budget)]
 
     quality, quality_skipped = None, None
     if 3 in request.approaches:

@@ -119,3 +119,15 @@ def test_scatter_design_is_not_taken_for_isoflop_profiles():
     assert len(profiles) < 2  # a chance triple at near-equal compute may still form one
     with pytest.raises(InsufficientData, match="approach 2 needs at least 2 IsoFLOP profiles"):
         run_isoflop(runs, budget=1e14, n_boot=0, seed=0)
+
+
+def test_runs_without_quality_beside_one_level_are_not_labelled_as_that_level():
+    from analysis.pipeline import FitRequest, fit_table
+
+    rows = isoflop_rows(TrueSurface(), [1e13, 1e14, 1e15], noise=0.01, seed=1)
+    for row in rows[::2]:
+        row["quality"] = float("nan")  # e.g. runs on a real corpus, which has no quality level
+    fits = fit_table(as_table(rows), FitRequest(n_boot=0, approaches=(1,)))
+    (level,) = fits.levels
+    assert level.quality is None and len(level.runs) == len(rows)
+    assert any("without a quality value are fitted together" in note for note in fits.notes)
