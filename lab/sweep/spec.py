@@ -133,6 +133,11 @@ def expand(base: RunConfig, grid: GridConfig, scale: str) -> list[PlannedRun]:
                                          "leave train.words unset (it applies to babylm grids)")
     qualities = axes.qualities if grid.kind == "data_quality" else [base.corpus.quality]
     tokens_per_step = base.train.batch_size * base.train.seq_len
+    if grid.kind != "isoflop":  # (an isoflop budget may be too small for its largest sizes: skipped)
+        small = [b for b in axes.budgets if b < tokens_per_step]
+        if small:
+            raise ConfigError("grid.budgets", f"budget {small[0]:g} is below one optimizer step of "
+                                              f"{tokens_per_step} tokens (train.batch_size x train.seq_len)")
     planned = []
     for quality, size in itertools.product(qualities, axes.sizes):
         sized = dataclasses.replace(base, model=dataclasses.replace(base.model, params=float(size)),

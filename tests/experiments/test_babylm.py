@@ -230,3 +230,13 @@ def test_a_grid_name_is_one_plain_directory_name(name):
     with pytest.raises(ConfigError) as info:
         _expand(["grid=token_budget", "scale=smoke", f"grid.name='{name}'"])
     assert info.value.field == "grid.name"
+
+
+@pytest.mark.parametrize("budgets", ["[10]", "[100,5120]"])
+def test_a_token_budget_below_one_step_names_the_grid_field(budgets):
+    """It blamed train.tokens (or, beside a larger budget, was silently dropped)."""
+    from lab.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        _expand(["grid=token_budget", "scale=smoke", f"grid.budgets={budgets}"])
+    assert info.value.field == "grid.budgets" and "below one optimizer step" in info.value.reason
