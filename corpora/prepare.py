@@ -444,6 +444,15 @@ def _build(cfg: CorpusConfig, content: dict, tmp: Path, progress: bool, log) -> 
     return manifest
 
 
+def read_manifest(path: str | Path | None) -> dict | None:
+    """A prepared corpus's manifest as recorded, without verifying the files (cheap: for
+    reports and decisions that only read counts); None when missing or unreadable."""
+    try:
+        return json.loads((Path(path) / "manifest.json").read_text())
+    except (TypeError, OSError, ValueError):
+        return None
+
+
 def verify(path: Path) -> str | None:
     """None if the prepared corpus at `path` is complete and intact, else what is wrong."""
     try:

@@ -129,19 +129,6 @@ def is_locked(run_dir: Path) -> bool:
     return False
 
 
-def missing_result(run_dir: Path) -> tuple[str, str]:
-    """(status, reason) of a run directory without final.json: being trained elsewhere, or
-    not (yet) run, with where its log is."""
-    if is_locked(run_dir):
-        return "running", "being trained by another process"
-    job = run_dir / "job_id"
-    if job.exists():
-        where = f"{run_dir.parent.parent / 'submitit' / job.read_text().strip()}/"
-    else:
-        where = str(run_dir / "worker.log")
-    return "pending", f"no result: see {where}"
-
-
 def record_start(run_dir: Path, cfg: RunConfig, extra: dict) -> None:
     write_json(run_dir / "config.json", {"config": dataclasses.asdict(cfg), "run_id": run_dir.name,
                                          "code_version": code_version(), "argv": sys.argv, **extra})

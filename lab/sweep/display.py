@@ -6,8 +6,9 @@ import sys
 import time
 from pathlib import Path
 
+from corpora.prepare import read_manifest
 from lab.metrics import read_metrics
-from lab.runs import missing_result
+from lab.sweep.results import missing_result
 
 
 def _last_row(run_dir: Path) -> dict | None:
@@ -77,8 +78,8 @@ def _budget(run_dir: Path) -> float:
         return 0.0
     if train.get("words"):
         try:
-            corpus_dir = Path(json.loads((run_dir / "config.json").read_text())["corpus_dir"])
-            split = json.loads((corpus_dir / "manifest.json").read_text())["splits"]["train"]
+            corpus_dir = json.loads((run_dir / "config.json").read_text())["corpus_dir"]
+            split = read_manifest(corpus_dir)["splits"]["train"]
             return float(train["words"]) * split["tokens"] / max(1, split["words"])
         except (OSError, ValueError, KeyError, TypeError):
             return float(train["words"])

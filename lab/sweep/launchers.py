@@ -19,6 +19,7 @@ from pathlib import Path
 
 from lab.errors import ConfigError
 from lab.sweep.display import GridDisplay
+from lab.sweep.results import SUBMITIT_DIR
 
 
 @dataclass
@@ -204,7 +205,7 @@ def run_submitit(run_dirs: list[Path], cfg: LauncherConfig, grid_dir: Path, disp
         import submitit
     except ImportError:
         raise ConfigError("launcher.name", f"{cfg.name} needs submitit: pip install -e '.[slurm]'") from None
-    folder = Path(cfg.folder) if cfg.folder else grid_dir / "submitit"
+    folder = Path(cfg.folder) if cfg.folder else grid_dir / SUBMITIT_DIR
     folder.mkdir(parents=True, exist_ok=True)  # SLURM writes logs here: it must exist beforehand
     if cfg.name == "submitit_local":
         executor = submitit.LocalExecutor(folder=str(folder / "%j"))

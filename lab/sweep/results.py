@@ -6,12 +6,28 @@ import io
 from pathlib import Path
 
 from lab.checkpoint import atomic_write_text
-from lab.runs import missing_result, read_final
+from lab.runs import is_locked, read_final
+
+# Where submitit keeps a grid's job pickles and logs (unless launcher.folder moves them).
+SUBMITIT_DIR = "submitit"
 
 COLUMNS = ["run_id", "status", "reason", "params", "non_embedding_params", "tokens", "flops", "quality",
            "corpus", "epochs", "final_train_loss", "final_val_loss", "final_val_bpb", "final_val_own_loss",
            "blimp_acc", "wall_s", "size", "budget_tokens", "compute_budget", "d_model", "n_layers", "n_heads",
            "n_kv_heads", "seq_len", "batch_size", "seed", "precision", "code_version"]
+
+
+def missing_result(run_dir: Path) -> tuple[str, str]:
+    """(status, reason) of a run directory without final.json: being trained elsewhere, or
+    not (yet) run, with where its log is."""
+    if is_locked(run_dir):
+        return "running", "being trained by another process"
+    job = run_dir / "job_id"
+    if job.exists():
+        where = f"{run_dir.parent.parent / SUBMITIT_DIR / job.read_text().strip()}/"
+    else:
+        where = str(run_dir / "worker.log")
+    return "pending", f"no result: see {where}"
 
 
 def collect(planned: list, run_dirs: list[Path]) -> list[dict]:

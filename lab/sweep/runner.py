@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corpora.prepare import read_manifest
 from lab.accounting import flops_per_token
 from lab.config import RunConfig
 from lab.errors import ConfigError
@@ -203,11 +204,8 @@ def _corpus_may_have_pairs(final: dict) -> bool:
     """False when the run's corpus manifest says it has no pairs (a real corpus): scoring would
     verify the corpus and the checkpoint for nothing, again on every rerun. Read unverified: a
     damaged or missing manifest is left to the scoring, which reports it."""
-    try:
-        manifest = json.loads((Path(final["corpus_dir"]) / "manifest.json").read_text())
-    except (KeyError, TypeError, OSError, ValueError):
-        return True
-    return manifest.get("pairs") is not None
+    manifest = read_manifest(final.get("corpus_dir"))
+    return manifest is None or manifest.get("pairs") is not None
 
 
 def _submissions(entry: EntryConfig, planned: list, run_dirs: list[Path], grid_dir: Path) -> int:

@@ -22,6 +22,7 @@ import json
 import time
 from pathlib import Path
 
+from corpora.prepare import read_manifest
 from lab.runs import read_final, write_json
 
 EVAL_FILE = "lab_eval.json"
@@ -224,10 +225,10 @@ def _results(run_dir: Path, final: dict, grid: str, scale: str, track_corpus: st
 def _prepared_train(corpus_dir: str | None) -> dict:
     """{"words": words in the prepared training split, "source_words": words read before
     cleaning} from the corpus manifest; {} when the corpus directory is gone or unreadable."""
+    manifest = read_manifest(corpus_dir)
     try:
-        manifest = json.loads((Path(corpus_dir) / "manifest.json").read_text())
         words = int(manifest["splits"]["train"]["words"])
-    except (TypeError, OSError, ValueError, KeyError):
+    except (TypeError, ValueError, KeyError):
         return {}
     cleaning = manifest.get("cleaning") or {}
     return {"words": words, "source_words": int(cleaning.get("words_before", words))}

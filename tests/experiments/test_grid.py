@@ -234,7 +234,7 @@ def test_two_sizes_of_one_shape_are_refused_before_compute(tmp_path):
 
 
 def test_a_run_without_result_says_whether_it_is_training_elsewhere_and_where_its_log_is(tmp_path):
-    from lab.runs import missing_result
+    from lab.sweep.results import missing_result
 
     grid = tmp_path / "token_budget-smoke"
     run_dir = grid / "runs" / "d32-l1-t3e03-q1-0123456789"

@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -102,7 +101,6 @@ def test_sigkill_then_rerun_resumes_to_the_same_final_loss(tmp_path, corpus_cach
         [r["val_loss"] for r in ref_rows if "val_loss" in r], abs=1e-6)
 
     # Rerunning a finished run trains nothing.
-    start = time.perf_counter()
     again = run_entry(_args(corpus_cache, tmp_path / "b", *common), cwd=tmp_path)
     assert again.returncode == 0 and "already finished" in again.stdout
     assert _final(tmp_path / "b") == final
