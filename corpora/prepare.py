@@ -33,6 +33,7 @@ import numpy as np
 from corpora import tokenizer as bpe
 from corpora.config import CorpusConfig
 from corpora.shards import ShardInfo, open_shard, write_shard
+from corpora.synthetic.generate import GENERATOR_REVISION
 from lab.checkpoint import fsync_path, sha256_file
 from lab.errors import ConfigError
 
@@ -47,8 +48,8 @@ REAL_TOKENIZER_WORDS = 20_000_000
 # In a real source's tokenizer and corpus keys; raised when what the tokenizer key covers
 # changes. Keys before 2 left out the words the tokenizer reads, so a tokenizer cached by a small
 # run was reused by larger ones: neither such tokenizers nor corpora prepared with them may match
-# again. The synthetic key always covered its fixed training stream, so it carries no revision
-# and its caches keep their names.
+# again. The synthetic key always covered its fixed training stream; it carries the generator's
+# own revision instead (GENERATOR_REVISION), raised when the generated text changes.
 REAL_TOKENIZER_KEY_REVISION = 2
 # Fields that say where or how fast a corpus is built, not what it contains.
 _NOT_CONTENT = ("cache_dir", "workers")
@@ -149,6 +150,8 @@ def _content(cfg: CorpusConfig) -> dict:
     if cfg.path is not None:
         d["path"] = str(Path(cfg.path).resolve())
         d["data"] = local_data_fingerprint(cfg)
+    if cfg.name == "synthetic":
+        d["generator"] = GENERATOR_REVISION
     return d
 
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from corpora.prepare import local_data_fingerprint
+from corpora.synthetic.generate import GENERATOR_REVISION
 from lab.checkpoint import atomic_write_text
 from lab.config import RunConfig
 
@@ -43,6 +44,8 @@ def identity(cfg: RunConfig) -> dict:
         # Local data can change under the same path: an edited file is a new run, not a
         # finished one (synthetic and hub corpora are named by their config alone).
         d["corpus"]["data"] = local_data_fingerprint(cfg.corpus)
+    if cfg.corpus.name == "synthetic":  # the generator's text can change under one config
+        d["corpus"]["generator"] = GENERATOR_REVISION
     return d
 
 

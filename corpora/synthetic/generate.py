@@ -24,6 +24,10 @@ from corpora.synthetic.lexicon import load_lexicon
 from corpora.synthetic.sampling import mix_seed, stable_code
 from corpora.synthetic.world import build_world
 
+# Bumped whenever the text generated for a seed changes: it is part of the corpus and tokenizer
+# cache keys and of run ids, so caches and finished runs of older text are not reused.
+# 1: the first corpus. 2: "<Name> lives in <Town>." names the person's own town.
+GENERATOR_REVISION = 2
 SPLITS = ("train", "val", "val_clean", "tokenizer")
 DOCS_PER_CHUNK = 64
 NEAR_DUPLICATE_WINDOW = 32  # a near-duplicate copies one of the previous 32 documents

@@ -150,6 +150,7 @@ class Grammar:
         self.frame_objects = {frame: WeightedChoice(kinds) for frame, kinds in
                               FRAME_OBJECTS.items()}
         self.attractor_kinds = WeightedChoice(ATTRACTOR_KINDS)
+        self.town_names = frozenset(town.name for town in world.towns)
         self.locative_kinds = WeightedChoice(LOCATIVE_KINDS)
         self.locative_prepositions = {kind: WeightedChoice(prepositions) for kind, prepositions
                                       in LOCATIVE_PREPOSITIONS.items()}
@@ -333,8 +334,14 @@ class Grammar:
         else:
             verb = self.person_intransitives(rng)
         words = subject.words + [conjugate(verb, tense, subject.plural)]
-        return Clause(words + self.adverbial(rng, 0.6), {"verb": len(subject.words)},
-                      subject, verb)
+        adverbial = self.adverbial(rng, 0.6)
+        if verb.base == "live" and subject.person is not None and adverbial[:1] == ["in"] \
+                and adverbial[1:] and adverbial[1] in self.town_names:
+            # "<Name> lives in <Town>." is a fact of the world: it must name her own town, or a
+            # textbook page states a falsehood with no contradiction label. Same draws either
+            # way, so no other sentence of the corpus moves.
+            adverbial = ["in", subject.person.town]
+        return Clause(words + adverbial, {"verb": len(subject.words)}, subject, verb)
 
     def copula(self, rng: random.Random, tense: str, subject: NounPhrase) -> Clause:
         words = subject.words + [be(tense, subject.plural)]

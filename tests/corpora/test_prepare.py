@@ -9,13 +9,16 @@ import sys
 import numpy as np
 import pytest
 
-from corpora import tokenizer as bpe
+from corpora import prepare, tokenizer as bpe
 from corpora.config import CorpusConfig
 from corpora.prepare import (REAL_TOKENIZER_WORDS, corpus_key, load_prepared, prepare_corpus,
                              tokenizer_key, tokenizer_meta, verify)
 from corpora.stats import corpus_stats, format_stats
 from corpora.synthetic import generate_documents
+from lab import runs
+from lab.config import RunConfig
 from lab.errors import ConfigError
+from lab.runs import run_id
 from tests.helpers import ROOT
 
 
@@ -332,11 +335,21 @@ def test_local_keys_cover_exactly_the_files_read(tmp_path):
 
 
 def test_synthetic_keys_do_not_depend_on_local_data():
-    # Pinned: synthetic caches (and the runs that name them) keep their directories.
-    assert corpus_key(CorpusConfig()) == "synthetic-q1-c1cee766cac4"
-    assert tokenizer_key(CorpusConfig()) == "synthetic-v4096-93d37454bbeb"
+    # Pinned: synthetic caches (and the runs that name them) keep their directories until the
+    # generator's text changes (GENERATOR_REVISION 2 here).
+    assert corpus_key(CorpusConfig()) == "synthetic-q1-bb23eeed10c8"
+    assert tokenizer_key(CorpusConfig()) == "synthetic-v4096-82145faf5967"
     cfg = CorpusConfig(quality=0.3, vocab_size=320, train_words=12_000)
-    assert (corpus_key(cfg), tokenizer_key(cfg)) == ("synthetic-q0.3-cd57b2d5d5c9", "synthetic-v320-dbf9457aa670")
+    assert (corpus_key(cfg), tokenizer_key(cfg)) == ("synthetic-q0.3-4615cf57bec4", "synthetic-v320-7ca32b69e6b4")
+
+
+def test_a_new_generator_revision_is_a_new_synthetic_corpus_and_run(monkeypatch):
+    cfg = RunConfig()
+    before = (corpus_key(cfg.corpus), tokenizer_key(cfg.corpus), run_id(cfg))
+    monkeypatch.setattr(prepare, "GENERATOR_REVISION", 3)
+    monkeypatch.setattr(runs, "GENERATOR_REVISION", 3)
+    after = (corpus_key(cfg.corpus), tokenizer_key(cfg.corpus), run_id(cfg))
+    assert all(a != b for a, b in zip(before, after))
 
 
 def test_a_missing_local_path_is_keyed_with_the_validation_error(tmp_path):

@@ -1,6 +1,7 @@
 """The embedded corpus: deterministic, a working quality dial, honest labels, clean pairs."""
 import collections
 import math
+import random
 import re
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 
 from corpora.synthetic import WEB_DEFECT_RATES, count_words, generate_documents, minimal_pairs
 from corpora.synthetic.generate import NEAR_DUPLICATE_WINDOW
+from corpora.synthetic.grammar import PRESENT, Grammar
 from corpora.synthetic.lexicon import load_lexicon
 from corpora.synthetic.web import BOILERPLATE_LINES, SPAM_WORDS, TAG_PATTERN
 from corpora.synthetic.world import build_world, fact_sentence_table
@@ -96,17 +98,31 @@ def _unknown_words(text, lexicon):
 
 def _false_claims(text, claims):
     """Sentences (or their ends, after "Answer: " and the like) that state a fact the world
-    says is false: `claims` maps every canonical fact sentence to its truth.
-
-    Known exception, not in the corpora used here: the grammar's own sentences can say
-    "<Name> lives in <Town>." with a town that is not the person's ("live" + a town locative),
-    about 3 in 47,000 documents, textbook ones included, with no contradiction label."""
+    says is false: `claims` maps every canonical fact sentence to its truth."""
     found = []
     for line in _text_lines(text):
         for unit in re.split(r"(?<=[.?!]) ", line):
             words = unit.split()
             found += [" ".join(words[k:]) for k in range(len(words)) if claims.get(" ".join(words[k:])) is False]
     return found
+
+
+
+def test_a_named_person_who_lives_in_a_town_lives_in_her_own():
+    # Generator revision 2: "live" + the town locative once named a random town, a false fact
+    # on 3 of 47,000 pages (seed 4's val_clean said "Harriet lives in Hollyton.").
+    world = build_world(4)
+    grammar = Grammar(load_lexicon(), world)
+    towns = {town.name for town in world.towns}
+    rng = random.Random(0)
+    seen = 0
+    for _ in range(40_000):
+        person = world.person_choice(rng)
+        clause = grammar.intransitive(rng, PRESENT, grammar.person_phrase(rng, person))
+        if clause.words[1:3] == ["lives", "in"] and clause.words[3] in towns:
+            assert clause.words[3] == person.town, " ".join(clause.words)
+            seen += 1
+    assert seen >= 20
 
 
 @pytest.fixture(scope="module")
