@@ -25,6 +25,8 @@ BASE_NAMES = ("a", "b", "e", "alpha", "beta")
 # Starts polished with L-BFGS after scoring the whole grid. bench/fit_speed.py checks that the
 # optimum equals the full published procedure's (try --polished-starts there to vary it).
 DEFAULT_POLISHED_STARTS = 24
+# |log R*| beyond which the repeat decay is held (e^40 ~ 2e17 repetitions: no data set is near).
+LOG_REPEAT_DECAY_LIMIT = 40.0
 LBFGS_OPTIONS = {"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-11}
 
 
@@ -78,14 +80,23 @@ class EffectiveTokens:
         log_tokens = self.log_base_tokens.copy()
         columns = []
         if self.repetitions is not None:
-            decay = np.exp(extra[0]) if self.fits_repeat_decay else self.repeat_decay
+            inside = True
+            if self.fits_repeat_decay:
+                # A line search may try log R* far out (1e5 was seen), where exp overflows and
+                # the formulas below meet inf * 0. Past +-LOG_REPEAT_DECAY_LIMIT the curve is
+                # flat to double precision anyway (repeats worth all or nothing): hold it there.
+                inside = abs(extra[0]) <= LOG_REPEAT_DECAY_LIMIT
+                decay = np.exp(np.clip(extra[0], -LOG_REPEAT_DECAY_LIMIT, LOG_REPEAT_DECAY_LIMIT))
+            else:
+                decay = self.repeat_decay
             ratio = self.repetitions / decay
             kept = np.exp(-ratio)
-            factor = 1.0 + decay * (1.0 - kept)
+            factor = 1.0 + decay * -np.expm1(-ratio)
             log_tokens += np.log(factor)
             if self.fits_repeat_decay:
                 # d factor / d log R* = R* (1 - e^-r - r e^-r), r = R/R*.
-                columns.append(decay * (1.0 - kept - ratio * kept) / factor)
+                slope = decay * (-np.expm1(-ratio) - ratio * kept) / factor
+                columns.append(slope if inside else np.zeros_like(slope))
         if self.quality_design is not None:
             quality_parameters = extra[len(columns):]
             log_tokens += (self.quality_design * quality_parameters).sum(axis=1)

@@ -38,6 +38,7 @@ def compose(config_name: str, overrides: list[str], register: Callable[[], None]
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = hydra_compose(config_name=config_name, overrides=overrides)
+        _refuse_added_fields(cfg)
         obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or "config"
@@ -55,6 +56,30 @@ def compose(config_name: str, overrides: list[str], register: Callable[[], None]
         GlobalHydra.instance().clear()
     assert isinstance(obj, schema), type(obj)
     return obj
+
+
+def _refuse_added_fields(node, path: str = "") -> None:
+    """A `+key=value` override adds a key even to a typed node (Hydra lifts the struct flag
+    for it), and OmegaConf then sets it on the dataclass as a stray attribute nobody reads:
+    `+model.d_modl=64` would train the default model. Every key must be a field of its schema."""
+    import dataclasses
+
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(node, (DictConfig, ListConfig)) and (node._is_none() or node._is_missing()):
+        return
+    if isinstance(node, DictConfig):
+        schema = OmegaConf.get_type(node)
+        fields = ({f.name for f in dataclasses.fields(schema)}
+                  if schema is not None and dataclasses.is_dataclass(schema) else None)
+        for key in node.keys():
+            full = f"{path}.{key}" if path else str(key)
+            if fields is not None and key not in fields:
+                raise ConfigError(full, f"unknown field: {schema.__name__} has no {key!r}")
+            _refuse_added_fields(node._get_node(key), full)
+    elif isinstance(node, ListConfig):
+        for i, item in enumerate(node._iter_ex(resolve=False)):
+            _refuse_added_fields(item, f"{path}[{i}]")
 
 
 def _override_of_unset_group(config_name: str, overrides: list[str]) -> tuple[str, str] | None:

@@ -44,6 +44,19 @@ def test_analytic_gradient_matches_finite_differences():
     np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-9)
 
 
+def test_repeat_decay_far_out_is_finite_and_at_its_limits():
+    # A line search can try log R* = 1e5 or -1e5: no overflow, no inf * 0, and the limits of
+    # D_eff = U (1 + R* (1 - e^(-R/R*))): U (1 + R) for R* -> inf, U for R* -> 0.
+    repetitions = np.array([0.0, 1.0, 5.0])
+    model = EffectiveTokens(np.log([1e6, 1e6, 1e6]), repetitions=repetitions, repeat_decay=None)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow to 0 is exact here
+        high, high_slope = model.evaluate(np.array([1e5]))
+        low, low_slope = model.evaluate(np.array([-1e5]))
+    np.testing.assert_allclose(high, np.log(1e6 * (1 + repetitions)), rtol=1e-12)
+    np.testing.assert_allclose(low, np.log(1e6), rtol=1e-12)
+    assert not high_slope.any() and not low_slope.any()
+
+
 def test_score_starts_equals_objective_one_at_a_time():
     rows = isoflop_rows(TRUTH, BUDGETS[:3], noise=0.01)
     runs = as_table(rows).runs

@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from experiments.run import register
+from lab.cli import compose
+from lab.errors import ConfigError
+from lab.sweep.runner import EntryConfig
 from tests.helpers import ROOT, TINY, run_entry
 
 
@@ -29,6 +33,7 @@ def _args(cache, out, *extra):
     ("train.eval_every=-1", "train.eval_every"),
     ("grid.sizes=[1e5]", "grid"),                      # a grid axis without grid=...
     ("model.d_model=[64", "overrides"),                # unparsable: Hydra's reason, not "None"
+    ("+model.d_modl=64", "model.d_modl"),              # "+" adds keys Hydra would refuse otherwise
 ])
 def test_bad_config_fails_before_compute_with_one_line(tmp_path, corpus_cache, override, field):
     result = run_entry(_args(corpus_cache, tmp_path / "runs", override), cwd=tmp_path, timeout=120)
@@ -37,6 +42,19 @@ def test_bad_config_fails_before_compute_with_one_line(tmp_path, corpus_cache, o
     assert len(lines) == 1 and lines[0].startswith(f"error: {field}:"), result.stderr
     assert not lines[0].endswith(": None"), result.stderr
     assert not (tmp_path / "runs").exists()  # nothing was trained or written
+
+
+@pytest.mark.parametrize("overrides,field", [
+    (["grid=token_budget", "+grid.foo=1"], "grid.foo"),
+    (["grid=token_budget", "+grid.scales.cpu.sizez=[1e5]"], "grid.scales.cpu.sizez"),
+    (["+launcher.partitio=gpu"], "launcher.partitio"),
+])
+def test_an_added_key_outside_the_schema_is_refused(overrides, field):
+    with pytest.raises(ConfigError) as e:
+        compose("config", overrides, register, EntryConfig)
+    assert e.value.field == field and "unknown field" in e.value.reason
+    # keys of free-form mappings stay addable
+    assert compose("config", ["+train.snapshots.w1M=1e6"], register, EntryConfig).train.snapshots == {"w1M": 1e6}
 
 
 def test_missing_local_corpus_path(tmp_path, corpus_cache):
