@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lab.errors import ConfigError
 from lab.sweep.display import GridDisplay
-from lab.sweep.results import SUBMITIT_DIR
+from lab.sweep.results import JOB_LOG_FILE, SUBMITIT_DIR
 
 
 @dataclass
@@ -227,6 +227,7 @@ def run_submitit(run_dirs: list[Path], cfg: LauncherConfig, grid_dir: Path, disp
         jobs = executor.map_array(RunJob(), [str(d) for d in run_dirs])
     for run_dir, job in zip(run_dirs, jobs):
         (run_dir / "job_id").write_text(f"{job.job_id}\n")
+        (run_dir / JOB_LOG_FILE).write_text(f"{job.paths.folder}\n")  # launcher.folder may move it
         display.started(run_dir)
     if not cfg.wait:
         display.close()

@@ -10,6 +10,8 @@ from lab.runs import is_locked, read_final
 
 # Where submitit keeps a grid's job pickles and logs (unless launcher.folder moves them).
 SUBMITIT_DIR = "submitit"
+# In a run directory: the folder of its submitit job's logs, as submitted.
+JOB_LOG_FILE = "job_log"
 
 COLUMNS = ["run_id", "status", "reason", "params", "non_embedding_params", "tokens", "flops", "quality",
            "corpus", "epochs", "final_train_loss", "final_val_loss", "final_val_bpb", "final_val_own_loss",
@@ -22,8 +24,10 @@ def missing_result(run_dir: Path) -> tuple[str, str]:
     not (yet) run, with where its log is."""
     if is_locked(run_dir):
         return "running", "being trained by another process"
-    job = run_dir / "job_id"
-    if job.exists():
+    job, job_log = run_dir / "job_id", run_dir / JOB_LOG_FILE
+    if job_log.exists():
+        where = f"{job_log.read_text().strip()}/"
+    elif job.exists():  # submitted before job_log was recorded: the default folder
         where = f"{run_dir.parent.parent / SUBMITIT_DIR / job.read_text().strip()}/"
     else:
         where = str(run_dir / "worker.log")

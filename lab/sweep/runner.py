@@ -22,7 +22,7 @@ from lab.errors import ConfigError
 from lab.runs import RunLocked, is_finished, is_locked, run_id, run_lock
 from lab.sweep.display import GridDisplay
 from lab.sweep.launchers import LauncherConfig, run_local, run_submitit, validate_launcher
-from lab.sweep.results import collect, summary_table, write_csv
+from lab.sweep.results import JOB_LOG_FILE, collect, summary_table, write_csv
 from lab.sweep.spec import GridConfig, expand
 from lab.sweep.worker import write_spec
 
@@ -94,7 +94,7 @@ def reuse_finished_twins(missing: list[Path], out_dir: Path) -> list[Path]:
 
 
 # What a run directory holds before its training starts: the plan, the launcher's log and job id.
-_BEFORE_TRAINING = {"spec.json", "worker.log", "job_id", "lock"}
+_BEFORE_TRAINING = {"spec.json", "worker.log", "job_id", JOB_LOG_FILE, "lock"}
 
 
 def _never_started(run_dir: Path) -> bool:

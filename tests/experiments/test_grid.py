@@ -62,8 +62,9 @@ def test_submitit_local_launcher_runs_the_same_worker(tmp_path, corpus_cache):
     (row,) = _rows(tmp_path / "runs" / "token_budget-smoke" / "results.csv")
     assert row["status"] == "done"
     run_dir = tmp_path / "runs" / "token_budget-smoke" / "runs" / row["run_id"]
-    assert (run_dir / "job_id").read_text().strip()
-    assert (tmp_path / "runs" / "token_budget-smoke" / "submitit").is_dir()
+    job = (run_dir / "job_id").read_text().strip()
+    assert job and (run_dir / "job_log").read_text().strip() == str(tmp_path / "runs" / "token_budget-smoke" / "submitit" / job)
+    assert (tmp_path / "runs" / "token_budget-smoke" / "submitit" / job).is_dir()
 
 
 def test_data_parallel_two_processes_match_one(tmp_path, corpus_cache):
@@ -244,6 +245,8 @@ def test_a_run_without_result_says_whether_it_is_training_elsewhere_and_where_it
         assert missing_result(run_dir) == ("running", "being trained by another process")
     (run_dir / "job_id").write_text("4242\n")  # a submitit job keeps its log in the grid's folder
     assert missing_result(run_dir) == ("pending", f"no result: see {grid / 'submitit' / '4242'}/")
+    (run_dir / "job_log").write_text("/scratch/logs/4242\n")  # ... or where launcher.folder put it
+    assert missing_result(run_dir) == ("pending", "no result: see /scratch/logs/4242/")
 
 
 def test_slurm_without_sbatch_is_refused_before_compute(tmp_path, monkeypatch):
