@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from lab.accounting import resolve_shape
 from lab.config import RunConfig, validate_run
-from lab.runs import (is_finished, read_final, record_start, run_id, run_lock, versions,
-                      code_version, write_json)
+from lab.runs import (RunLocked, is_finished, read_final, record_start, run_id, run_lock,
+                      versions, code_version, write_json)
 
 
 def resolve(cfg: RunConfig) -> RunConfig:
@@ -37,8 +39,8 @@ def run_single(cfg: RunConfig, run_dir: Path | None = None, *, rank: int = 0, wo
     corpus = prepare_corpus(cfg.corpus, progress=rank == 0 and sys.stderr.isatty())
     from lab.trainer import train
 
-    with run_lock(run_dir) if rank == 0 else _no_lock():
-        if world == 1 and is_finished(run_dir):  # another process finished it since the check
+    with claim_run(run_dir, rank, world) as finished_meanwhile:
+        if finished_meanwhile:  # another process finished it since the check
             final = read_final(run_dir)
             log(f"{run_dir}: already finished ({final['status']}); nothing to do")
             return final
@@ -58,9 +60,31 @@ def run_single(cfg: RunConfig, run_dir: Path | None = None, *, rank: int = 0, wo
     return final
 
 
-class _no_lock:
-    def __enter__(self):
-        return self
+@contextmanager
+def claim_run(run_dir: Path, rank: int = 0, world: int = 1) -> Iterator[bool]:
+    """The run's lock, taken by rank 0 for all ranks, yielding whether the run finished in the
+    meantime. Under data parallelism every rank learns rank 0's outcome before going on: a rank
+    that trained on while rank 0 stopped (run locked elsewhere) would wait in a collective forever."""
+    if world == 1:
+        with run_lock(run_dir):
+            yield is_finished(run_dir)
+        return
+    import torch.distributed as dist
 
-    def __exit__(self, *exc):
-        return False
+    with ExitStack() as held:
+        outcome: list = ["claimed"]
+        failure: BaseException | None = None
+        if rank == 0:
+            try:
+                held.enter_context(run_lock(run_dir))
+                outcome[0] = "finished" if is_finished(run_dir) else "claimed"
+            except Exception as e:  # RunLocked, or the directory cannot be written
+                failure, outcome[0] = e, f"{e.__class__.__name__}: {e}"
+        dist.broadcast_object_list(outcome, src=0)
+        if failure is not None:
+            raise failure
+        if outcome[0] not in ("claimed", "finished"):
+            if outcome[0].startswith("RunLocked: "):
+                raise RunLocked(outcome[0].removeprefix("RunLocked: "))
+            raise RuntimeError(f"rank 0 could not claim {run_dir}: {outcome[0]}")
+        yield outcome[0] == "finished"
