@@ -26,7 +26,8 @@ from lab.sweep.results import JOB_LOG_FILE, SUBMITIT_DIR
 class LauncherConfig:
     # "local" (worker processes here), "slurm" (submitit job arrays), "submitit_local".
     name: str = "local"
-    # Concurrent runs; 0 = cores // threads_per_run (local), len(runs) (slurm).
+    # Concurrent runs; 0 = cores // (threads_per_run * procs_per_run) (local, submitit_local),
+    # len(runs) (slurm, which array_parallelism limits).
     workers: int = 0
     # Intra-op threads of each run.
     threads_per_run: int = 1
@@ -223,25 +224,43 @@ def run_submitit(run_dirs: list[Path], cfg: LauncherConfig, grid_dir: Path, disp
         if cfg.qos:
             params["slurm_qos"] = cfg.qos
         executor.update_parameters(**params)
-    with _submission_env(cfg.threads_per_run):
-        jobs = executor.map_array(RunJob(), [str(d) for d in run_dirs])
-    for run_dir, job in zip(run_dirs, jobs):
-        (run_dir / "job_id").write_text(f"{job.job_id}\n")
-        (run_dir / JOB_LOG_FILE).write_text(f"{job.paths.folder}\n")  # launcher.folder may move it
-        display.started(run_dir)
+    # SLURM schedules the whole array itself (array_parallelism); submitit's local executor would
+    # start every run at once, so it gets the local launcher's slots and the next run as one ends.
+    slots = len(run_dirs)
+    if cfg.name == "submitit_local" and cfg.wait:
+        slots = cfg.workers or max(1, (os.cpu_count() or 1) // (cfg.threads_per_run * cfg.procs_per_run))
+    queue, jobs = list(run_dirs), {}
+
+    def submit(count: int) -> None:
+        batch = queue[:count]
+        del queue[:count]
+        with _submission_env(cfg.threads_per_run):
+            submitted = executor.map_array(RunJob(), [str(d) for d in batch])
+        for run_dir, job in zip(batch, submitted):
+            (run_dir / "job_id").write_text(f"{job.job_id}\n")
+            (run_dir / JOB_LOG_FILE).write_text(f"{job.paths.folder}\n")  # launcher.folder may move it
+            jobs[run_dir] = job
+            display.started(run_dir)
+
+    def running() -> list[Path]:
+        return [d for d, job in jobs.items() if not job.done()]
+
+    submit(slots)
     if not cfg.wait:
         display.close()
-        return jobs
+        return list(jobs.values())
     try:
-        while any(not job.done() for job in jobs):
-            display.refresh(running=[d for d, j in zip(run_dirs, jobs) if not j.done()])
+        while queue or running():
+            if queue and len(running()) < slots:
+                submit(slots - len(running()))
+            display.refresh(running=running())
             time.sleep(cfg.poll_s)
     except KeyboardInterrupt:
-        for job in jobs:
+        for job in jobs.values():
             job.cancel(check=False)
         raise
     finally:
-        for run_dir in run_dirs:
+        for run_dir in jobs:
             display.finished(run_dir)
         display.close()
-    return jobs
+    return list(jobs.values())

@@ -161,13 +161,16 @@ def run_grid(entry: EntryConfig) -> int:
     bad = [r for r in rows if r["status"] != "done"]
     for r in bad:
         print(f"note: {r['run_id']} is {r['status']}: {r['reason'] or 'see its worker.log'}")
+    # A diverged run is a result (recorded, never retrained, left out of the fits), so it does not
+    # fail the grid: exiting 1 would fail every rerun for good. Failed and missing runs do.
+    unfinished = [r for r in bad if r["status"] != "diverged"]
     print(f"results: {grid_dir / 'results.csv'}  ({time.perf_counter() - started:.0f}s)")
     failed_submissions = 0
     if entry.grid.kind == "babylm" and entry.grid.submission:
         failed_submissions = _submissions(entry, planned, run_dirs, grid_dir)
     if entry.grid.report:
         _report(grid_dir)
-    return 0 if not bad and not failed_submissions else 1
+    return 0 if not unfinished and not failed_submissions else 1
 
 
 def submitted_job_state(run_dir: Path) -> str | None:

@@ -53,18 +53,34 @@ def test_token_budget_grid_trains_collects_and_skips_on_rerun(tmp_path, corpus_c
     assert source["source"].endswith(f"token_budget-smoke/runs/{rows[0]['run_id']}")
 
 
+def test_a_diverged_run_is_a_result_and_does_not_fail_the_grid_or_its_reruns(tmp_path, corpus_cache):
+    args = [*GRID, "grid.sizes=[3.0e4]", "grid.budgets=[6400]", "train.lr=1e6", "train.grad_clip=0",
+            "train.warmup=0", f"corpus.cache_dir={corpus_cache}", f"out_dir={tmp_path / 'runs'}"]
+    for attempt in ("first", "rerun"):
+        result = run_entry(args, cwd=tmp_path)
+        assert result.returncode == 0, (attempt, result.stdout + result.stderr)
+        (row,) = _rows(tmp_path / "runs" / "token_budget-smoke" / "results.csv")
+        assert row["status"] == "diverged" and "non-finite loss" in row["reason"]
+        assert f"note: {row['run_id']} is diverged: non-finite loss" in result.stdout
+    assert "1 finished, 0 to train" in result.stdout  # the rerun trained nothing
+
+
 def test_submitit_local_launcher_runs_the_same_worker(tmp_path, corpus_cache):
     pytest.importorskip("submitit")
-    args = [*GRID, "grid.sizes=[3.0e4]", "grid.budgets=[2560]", "launcher=submitit_local",
-            f"corpus.cache_dir={corpus_cache}", f"out_dir={tmp_path / 'runs'}"]
+    args = [*GRID, "grid.sizes=[3.0e4]", "grid.budgets=[2560,5120]", "launcher=submitit_local",
+            "launcher.workers=1", f"corpus.cache_dir={corpus_cache}", f"out_dir={tmp_path / 'runs'}"]
     result = run_entry(args, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    (row,) = _rows(tmp_path / "runs" / "token_budget-smoke" / "results.csv")
-    assert row["status"] == "done"
-    run_dir = tmp_path / "runs" / "token_budget-smoke" / "runs" / row["run_id"]
-    job = (run_dir / "job_id").read_text().strip()
-    assert job and (run_dir / "job_log").read_text().strip() == str(tmp_path / "runs" / "token_budget-smoke" / "submitit" / job)
-    assert (tmp_path / "runs" / "token_budget-smoke" / "submitit" / job).is_dir()
+    rows = _rows(tmp_path / "runs" / "token_budget-smoke" / "results.csv")
+    assert [r["status"] for r in rows] == ["done", "done"]
+    run_dirs = [tmp_path / "runs" / "token_budget-smoke" / "runs" / r["run_id"] for r in rows]
+    for run_dir in run_dirs:
+        job = (run_dir / "job_id").read_text().strip()
+        assert job and (run_dir / "job_log").read_text().strip() == str(tmp_path / "runs" / "token_budget-smoke" / "submitit" / job)
+        assert (tmp_path / "runs" / "token_budget-smoke" / "submitit" / job).is_dir()
+    # One slot: the second run started (config.json) after the first one ended (final.json).
+    first, second = sorted(run_dirs, key=lambda d: (d / "config.json").stat().st_mtime_ns)
+    assert (second / "config.json").stat().st_mtime_ns >= (first / "final.json").stat().st_mtime_ns
 
 
 def test_data_parallel_two_processes_match_one(tmp_path, corpus_cache):
