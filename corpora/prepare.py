@@ -37,7 +37,9 @@ from corpora.synthetic.generate import GENERATOR_REVISION
 from lab.checkpoint import fsync_path, sha256_file
 from lab.errors import ConfigError
 
-FORMAT_VERSION = 1
+# In every cache key and manifest. 2: special-token strings in document text ("</s>", "<pad>",
+# "<s>") are encoded as plain text; before, a web page quoting "</s>" got a false document end.
+FORMAT_VERSION = 2
 SPLITS = ("train", "val", "val_clean")
 # The synthetic tokenizer is trained on its own stream (never a validation document) mixing both
 # grades equally, so one tokenizer serves every quality level and every training size.
@@ -152,6 +154,9 @@ def _content(cfg: CorpusConfig) -> dict:
         d["data"] = local_data_fingerprint(cfg)
     if cfg.name == "synthetic":
         d["generator"] = GENERATOR_REVISION
+    for field in ("quality", "min_score"):  # 1 and 1.0 are one corpus (Python callers pass either)
+        if d[field] is not None:
+            d[field] = float(d[field])
     return d
 
 
@@ -190,8 +195,11 @@ def _digest(data: dict) -> str:
 
 
 def corpus_key(cfg: CorpusConfig, content: dict | None = None) -> str:
-    """`content`: `_content(cfg)` if the caller already has it (spares hashing local data again)."""
-    d = {"format": FORMAT_VERSION, **(_content(cfg) if content is None else content)}
+    """Everything the prepared corpus depends on, its tokenizer's key included (a constant that
+    changes the tokenizer changes every corpus built with it). Run ids carry it (lab.runs).
+    `content`: `_content(cfg)` if the caller already has it (spares hashing local data again)."""
+    content = _content(cfg) if content is None else content
+    d = {"format": FORMAT_VERSION, **content, "tokenizer": tokenizer_key(cfg, content)}
     if cfg.name != "synthetic":  # a real corpus prepared with a wrongly shared tokenizer must not match
         d["tokenizer_revision"] = REAL_TOKENIZER_KEY_REVISION
     return f"{cfg.name}-q{cfg.quality:g}-{_digest(d)}"
@@ -209,6 +217,8 @@ def tokenizer_key(cfg: CorpusConfig, content: dict | None = None) -> str:
     d.update(format=FORMAT_VERSION, words=tokenizer_words(cfg))
     if cfg.name != "synthetic":
         d["revision"] = REAL_TOKENIZER_KEY_REVISION
+    else:
+        d["mix"] = SYNTHETIC_TOKENIZER_QUALITY
     return f"{cfg.name}-v{cfg.vocab_size}-{_digest(d)}"
 
 

@@ -34,13 +34,19 @@ def train_bpe(texts: Iterable[str], vocab_size: int, path: Path, *, length: int 
                                   min_frequency=2, show_progress=progress)
     tokenizer.train_from_iterator(texts, trainer, length=length)
     tokenizer.save(str(path))
+    tokenizer.encode_special_tokens = True  # as `load` gives it
     return tokenizer
 
 
 def load(path: Path):
+    """The tokenizer for encoding text: special-token strings in the text ("</s>" quoted on a web
+    page) are plain text, never the special ids, which only we place (EOS between documents).
+    The setting is not saved in tokenizer.json: every loader for encoding goes through here."""
     from tokenizers import Tokenizer
 
-    return Tokenizer.from_file(str(path))
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.encode_special_tokens = True
+    return tokenizer
 
 
 def special_ids(tokenizer) -> dict[str, int]:

@@ -90,9 +90,19 @@ def _write_atomically(final: Path, model: torch.nn.Module, train_state: dict | N
 def save(run_dir: Path, step: int, model: torch.nn.Module, train_state: dict, keep: int) -> Path:
     final = _write_atomically(run_dir / "checkpoints" / f"{STEP_PREFIX}{step:08d}", model, train_state,
                               {"step": step})
+    # Checkpoints past this step are ones the resume fell back past (damaged) or an abandoned
+    # timeline's: superseded now. Counting them among the `keep` newest could prune the
+    # checkpoint just written and leave only damaged ones.
+    for path in list_checkpoints(run_dir):
+        if path != final and _step_of(path) >= step:
+            shutil.rmtree(path, ignore_errors=True)
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _step_of(path: Path) -> int:
+    return int(path.name[len(STEP_PREFIX):])
 
 
 def save_snapshot(run_dir: Path, name: str, step: int, tokens: int, model: torch.nn.Module) -> Path:

@@ -245,9 +245,9 @@ def _token_id(tokenizer, token: str) -> int:
 
 
 def load_tokenizer(path: str | Path):
-    from tokenizers import Tokenizer
+    from corpora import tokenizer as bpe
 
-    return Tokenizer.from_file(str(path))
+    return bpe.load(Path(path))  # special-token strings in a sentence stay text, as in training
 
 
 def evaluate_pairs_file(model: torch.nn.Module, tokenizer_path: str | Path, pairs_path: str | Path, *,

@@ -8,9 +8,13 @@ from functools import lru_cache
 
 import torch
 
-# Dense bf16 peak throughput of common accelerators (FLOP/s), for MFU.
-_GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12,
-                  "V100": 125e12, "RTX 4090": 165e12, "RTX 3090": 71e12}
+# Dense peak throughput of common accelerators (FLOP/s) for MFU: (bf16 tensor cores, plain fp32;
+# fp32 runs without TF32, which nothing here enables). Names are matched longest first, so
+# "L40S" is not taken for "L4" nor "H100 PCIe" for the SXM part.
+_GPU_PEAKS = {"H200": (989e12, 67e12), "H100": (989e12, 67e12), "H100 PCIe": (756e12, 51e12),
+              "A100": (312e12, 19.5e12), "L40S": (362e12, 91.6e12), "L40": (181e12, 90.5e12),
+              "L4": (121e12, 30.3e12), "A10G": (70e12, 31.2e12), "A10": (125e12, 31.2e12),
+              "V100": (125e12, 15.7e12), "RTX 4090": (165e12, 82.6e12), "RTX 3090": (71e12, 35.6e12)}
 
 
 @lru_cache(maxsize=1)  # a property of the machine; asked per attention call
@@ -84,13 +88,18 @@ def _measured_matmul_peak(dtype: torch.dtype) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - start)
 
 
+def gpu_peak_flops(device_name: str, dtype: str) -> float:
+    """The listed dense peak of a GPU by its name (NaN for one not listed: MFU unknown)."""
+    for key in sorted(_GPU_PEAKS, key=len, reverse=True):
+        if key in device_name:
+            bf16, fp32 = _GPU_PEAKS[key]
+            return bf16 if dtype == "bf16" else fp32
+    return float("nan")
+
+
 def peak_flops(p: Precision) -> float:
     if p.device == "cuda":
-        name = torch.cuda.get_device_name()
-        for key, value in _GPU_PEAK_BF16.items():
-            if key in name:
-                return value if p.dtype == "bf16" else value / 2
-        return float("nan")
+        return gpu_peak_flops(torch.cuda.get_device_name(), p.dtype)
     if p.dtype == "bf16" and not cpu_has_native_bf16():
         # Emulated bf16 has no peak of its own (a large bf16 matmul crawls while small ones
         # convert to fp32): the fp32 units are the hardware's ceiling, so MFU is against them.

@@ -13,8 +13,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from corpora.prepare import local_data_fingerprint
-from corpora.synthetic.generate import GENERATOR_REVISION
+from corpora.prepare import corpus_key
 from lab.checkpoint import atomic_write_text
 from lab.config import RunConfig
 
@@ -40,12 +39,10 @@ def identity(cfg: RunConfig) -> dict:
         node.pop(path[-1], None)
     for (section, key), value in _HELD.items():
         d[section][key] = value
-    if cfg.corpus.path is not None:
-        # Local data can change under the same path: an edited file is a new run, not a
-        # finished one (synthetic and hub corpora are named by their config alone).
-        d["corpus"]["data"] = local_data_fingerprint(cfg.corpus)
-    if cfg.corpus.name == "synthetic":  # the generator's text can change under one config
-        d["corpus"]["generator"] = GENERATOR_REVISION
+    # The prepared corpus' cache key: beside the config it covers what can change under the same
+    # config (local files edited in place, the generator's text, the tokenizer, the shard format),
+    # so such a run is a new run, not a finished one.
+    d["corpus"]["key"] = corpus_key(cfg.corpus)
     return d
 
 

@@ -8,7 +8,13 @@ from lab.config import TrainConfig
 
 def warmup_steps(cfg: TrainConfig, total_steps: int) -> int:
     steps = cfg.warmup * total_steps if cfg.warmup < 1 else cfg.warmup
-    return min(int(round(steps)), total_steps)
+    # Halves round up (round() takes them to even: 5% of 10 steps was no warmup at all).
+    return min(int(math.floor(steps + 0.5)), total_steps)
+
+
+def decay_steps(cfg: TrainConfig, total_steps: int) -> int:
+    """WSD: the final steps over which the rate decays to the floor."""
+    return max(1, int(math.floor(cfg.decay_fraction * total_steps + 0.5)))
 
 
 def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
@@ -23,7 +29,7 @@ def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
         progress = (step - warm) / max(1, total_steps - warm)
         return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
     # WSD: hold the peak, then decay linearly to the floor over the final decay_fraction.
-    decay_start = total_steps - max(1, int(round(cfg.decay_fraction * total_steps)))
+    decay_start = total_steps - decay_steps(cfg, total_steps)
     if step < max(warm, decay_start):
         return peak
     progress = (step - decay_start + 1) / max(1, total_steps - decay_start)

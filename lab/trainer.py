@@ -21,7 +21,7 @@ from lab.errors import ConfigError
 from lab.metrics import MetricsLog, Progress
 from lab.model import Llama
 from lab.precision import Precision, choose, cpu_has_native_bf16, peak_flops
-from lab.schedule import lr_at
+from lab.schedule import decay_steps, lr_at, warmup_steps
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,13 @@ def make_plan(t: TrainConfig, sampler: WindowSampler, world_size: int = 1, token
                           f"over {world_size} processes")
     if sampler.n_windows < 1:
         raise ConfigError("corpus.train_words", f"the training split holds fewer than seq_len+1={t.seq_len + 1} tokens")
+    # Schedules that could only be bent to fit: refused rather than silently reshaped.
+    if t.warmup >= 1 and t.warmup > steps:
+        raise ConfigError("train.warmup", f"{t.warmup:g} warmup steps exceed the run's {steps} steps; "
+                                          "give a fraction of the run (< 1) instead")
+    if t.schedule == "wsd" and warmup_steps(t, steps) + decay_steps(t, steps) > steps:
+        raise ConfigError("train.decay_fraction", f"warmup ({warmup_steps(t, steps)} steps) and decay "
+                                                  f"({decay_steps(t, steps)} steps) overlap in a {steps}-step run")
     epochs = sampler.epochs_for(steps * t.batch_size)
     if epochs > t.max_epochs + 1e-9:
         raise ConfigError("train.tokens",
@@ -58,6 +65,18 @@ def make_plan(t: TrainConfig, sampler: WindowSampler, world_size: int = 1, token
                           f"(raise train.max_epochs to repeat data, or corpus.train_words)")
     return Plan(steps, tokens_per_step, t.batch_size // (micro * world_size), micro,
                 steps * tokens_per_step, epochs, len(sampler.tokens))
+
+
+def check_held_out(corpus, seq_len: int) -> None:
+    """Validation reads whole windows of seq_len+1 tokens: a shorter held-out split would give no
+    window, and the run would fail at its final evaluation after all the training, on every
+    resume again. Refused before the first step instead."""
+    for split in ("val_clean", "val"):
+        n = len(corpus.tokens(split))
+        if n < seq_len + 1:
+            raise ConfigError("corpus.val_words", f"the {split} split holds {n} tokens, fewer than "
+                                                  f"train.seq_len+1={seq_len + 1}: raise corpus.val_words "
+                                                  "(or give a larger held-out file)")
 
 
 def build_optimizer(model: torch.nn.Module, t: TrainConfig, device: str) -> torch.optim.AdamW:
@@ -89,7 +108,10 @@ def train_step(model, optimizer, sampler: WindowSampler, plan: Plan, step: int, 
         total += loss.detach().double().cpu()
     clip = t.grad_clip if t.grad_clip > 0 else math.inf
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    optimizer.step()
+    # A backward pass can overflow while the loss stays finite: clipping would scale by NaN and
+    # AdamW write NaN into every weight. Skipped here; the caller records the run as diverged.
+    if torch.isfinite(grad_norm):
+        optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     if world > 1:
         import torch.distributed as dist
@@ -165,6 +187,7 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
     split = corpus.manifest["splits"]["train"]
     tokens_per_word = split["tokens"] / max(1, split["words"])
     plan = make_plan(t, sampler, world, tokens_per_word)
+    check_held_out(corpus, t.seq_len)
     model = Llama(cfg.model).to(precision.device)
     optimizer = build_optimizer(model, t, precision.device)
     shape = describe(cfg.model, t.seq_len)
@@ -213,6 +236,9 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
         loss, grad_norm = train_step(trained, optimizer, sampler, plan, step, lr, t, precision, rank, world)
         if not math.isfinite(loss):
             status, reason = "diverged", f"non-finite loss ({loss}) at step {step + 1}"
+            break
+        if not math.isfinite(grad_norm):
+            status, reason = "diverged", f"non-finite gradient norm ({grad_norm}) at step {step + 1}"
             break
         window_losses.append(loss)
         window_steps += 1  # timed since window_start (a resumed window's first losses were not)

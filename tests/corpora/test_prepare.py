@@ -15,7 +15,6 @@ from corpora.prepare import (REAL_TOKENIZER_WORDS, corpus_key, load_prepared, pr
                              tokenizer_key, tokenizer_meta, verify)
 from corpora.stats import corpus_stats, format_stats
 from corpora.synthetic import generate_documents
-from lab import runs
 from lab.config import RunConfig
 from lab.errors import ConfigError
 from lab.runs import run_id
@@ -335,21 +334,46 @@ def test_local_keys_cover_exactly_the_files_read(tmp_path):
 
 
 def test_synthetic_keys_do_not_depend_on_local_data():
-    # Pinned: synthetic caches (and the runs that name them) keep their directories until the
-    # generator's text changes (GENERATOR_REVISION 2 here).
-    assert corpus_key(CorpusConfig()) == "synthetic-q1-bb23eeed10c8"
-    assert tokenizer_key(CorpusConfig()) == "synthetic-v4096-82145faf5967"
+    # Pinned: synthetic caches (and the runs that name them) keep their directories until what
+    # they contain changes (last: FORMAT_VERSION 2 and GENERATOR_REVISION 2).
+    assert corpus_key(CorpusConfig()) == "synthetic-q1-5caab8221573"
+    assert tokenizer_key(CorpusConfig()) == "synthetic-v4096-9e309c6b5b18"
     cfg = CorpusConfig(quality=0.3, vocab_size=320, train_words=12_000)
-    assert (corpus_key(cfg), tokenizer_key(cfg)) == ("synthetic-q0.3-4615cf57bec4", "synthetic-v320-7ca32b69e6b4")
+    assert (corpus_key(cfg), tokenizer_key(cfg)) == ("synthetic-q0.3-faebdb7e9ff0", "synthetic-v320-cfeaa198144e")
+    assert corpus_key(CorpusConfig(quality=1)) == corpus_key(CorpusConfig(quality=1.0))
 
 
-def test_a_new_generator_revision_is_a_new_synthetic_corpus_and_run(monkeypatch):
-    cfg = RunConfig()
+@pytest.mark.parametrize("constant,value,corpus", [
+    ("GENERATOR_REVISION", 3, "synthetic"),        # the generated text changed
+    ("SYNTHETIC_TOKENIZER_WORDS", 1000, "synthetic"),  # the tokenizer, so every shard, changed
+    ("SYNTHETIC_TOKENIZER_QUALITY", 0.25, "synthetic"),
+    ("REAL_TOKENIZER_WORDS", 1000, "tinystories"),
+    ("REAL_TOKENIZER_KEY_REVISION", 3, "tinystories"),
+    ("FORMAT_VERSION", 3, "synthetic"),
+])
+def test_what_changes_a_corpus_changes_its_keys_and_run_ids(monkeypatch, constant, value, corpus):
+    cfg = RunConfig(corpus=CorpusConfig(name=corpus, train_words=50_000_000 if corpus != "synthetic" else 2_000_000))
     before = (corpus_key(cfg.corpus), tokenizer_key(cfg.corpus), run_id(cfg))
-    monkeypatch.setattr(prepare, "GENERATOR_REVISION", 3)
-    monkeypatch.setattr(runs, "GENERATOR_REVISION", 3)
+    monkeypatch.setattr(prepare, constant, value)
     after = (corpus_key(cfg.corpus), tokenizer_key(cfg.corpus), run_id(cfg))
+    # a new tokenizer, a new corpus and a new run: never the stale ones
     assert all(a != b for a, b in zip(before, after))
+
+
+def test_special_token_strings_in_text_are_text(tmp_path):
+    # A web page quoting "</s>" must not end its document there (or "<pad>" become padding).
+    page = "the dog ran to the park .\nan html lesson shows </s> and <pad> and <s> tags .\n"
+    source = tmp_path / "notes.txt"
+    source.write_text("\n".join(f"page {i} : {page}" for i in range(200)))
+    cfg = small(tmp_path / "cache", name="local", path=str(source), quality=1.0)
+    corpus = prepare_corpus(cfg)
+    special = corpus.manifest["special"]
+    train = np.asarray(corpus.tokens("train"))
+    documents = corpus.manifest["splits"]["train"]["documents"]
+    assert int((train == special["eos_id"]).sum()) == documents
+    assert not np.isin(train, [special["pad_id"], special["bos_id"]]).any()
+    tok = bpe.load(corpus.path / "tokenizer.json")
+    assert tok.decode(tok.encode("a </s> b", add_special_tokens=False).ids) == "a </s> b"
 
 
 def test_a_missing_local_path_is_keyed_with_the_validation_error(tmp_path):

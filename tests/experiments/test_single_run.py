@@ -57,6 +57,20 @@ def test_an_added_key_outside_the_schema_is_refused(overrides, field):
     assert compose("config", ["+train.snapshots.w1M=1e6"], register, EntryConfig).train.snapshots == {"w1M": 1e6}
 
 
+def test_a_held_out_split_shorter_than_one_window_is_refused_before_training(tmp_path, corpus_cache):
+    # It used to train to the end and then fail at the final evaluation, on every resume again.
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.txt").write_text("".join(f"line {i} : the dog ran to the park and sat .\n\n" for i in range(3000)))
+    (data / "valid.txt").write_text("a short held out file .\n")
+    result = run_entry(_args(corpus_cache, tmp_path / "runs", "corpus=local", f"corpus.path={data}",
+                             "train.tokens=6400"), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("tokenizer:")]
+    assert lines[-1].startswith("error: corpus.val_words: the val_clean split holds"), result.stderr
+    assert not list((tmp_path / "runs").rglob("final.json")) and not list((tmp_path / "runs").rglob("step_*"))
+
+
 def test_missing_local_corpus_path(tmp_path, corpus_cache):
     result = run_entry(_args(corpus_cache, tmp_path / "runs", "corpus=local", f"corpus.path={tmp_path}/nope.txt"),
                        cwd=tmp_path, timeout=120)

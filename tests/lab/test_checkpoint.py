@@ -38,6 +38,16 @@ def test_corrupt_newest_falls_back_with_message(tmp_path):
     assert len(messages) == 1 and "checksum mismatch" in messages[0] and "step_00000002" in messages[0]
 
 
+def test_pruning_never_removes_the_checkpoint_just_written_for_a_damaged_newer_one(tmp_path):
+    checkpoint.save(tmp_path, 50, _model(50), {"step": 50}, keep=1)
+    damaged = checkpoint.save(tmp_path, 100, _model(100), {"step": 100}, keep=2)
+    (damaged / "model.safetensors").write_bytes(b"torn")
+    assert checkpoint.load_latest(tmp_path, log=lambda m: None).step == 50  # the resume falls back
+    written = checkpoint.save(tmp_path, 60, _model(60), {"step": 60}, keep=1)
+    assert checkpoint.list_checkpoints(tmp_path) == [written]  # kept; the damaged step 100 went
+    assert checkpoint.load_latest(tmp_path).step == 60
+
+
 def test_half_written_checkpoint_is_ignored(tmp_path):
     checkpoint.save(tmp_path, 5, _model(5), {"step": 5}, keep=3)
     # a kill between writing files and the rename leaves only a hidden temp directory

@@ -1,4 +1,5 @@
 """Precision is chosen from what the machine does natively, and a forced slow choice says so."""
+import math
 import pytest
 import torch
 
@@ -45,3 +46,16 @@ def test_mfu_peak_of_emulated_bf16_is_the_fp32_peak(monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     precision.peak_flops(precision.Precision("cpu", "bf16", "test"))
     assert calls == [torch.float32, torch.bfloat16]
+
+
+def test_gpu_peaks_match_the_most_specific_name():
+    from lab.precision import gpu_peak_flops
+
+    # Substring order once read "NVIDIA L40S" as an L4 (3x off) and an A10G as an A10.
+    assert gpu_peak_flops("NVIDIA L40S", "bf16") == 362e12
+    assert gpu_peak_flops("NVIDIA L4", "bf16") == 121e12
+    assert gpu_peak_flops("NVIDIA A10G", "bf16") == 70e12
+    assert gpu_peak_flops("NVIDIA H100 PCIe", "bf16") == 756e12
+    assert gpu_peak_flops("NVIDIA H100 80GB HBM3", "bf16") == 989e12
+    assert gpu_peak_flops("NVIDIA H200", "fp32") == 67e12  # plain fp32: TF32 is not enabled
+    assert math.isnan(gpu_peak_flops("Some Future GPU", "bf16"))

@@ -13,8 +13,8 @@ def _with_train(cfg: RunConfig, **changes) -> RunConfig:
 
 def test_the_default_run_keeps_its_recorded_id():
     # Recorded runs are found by id: a change here orphans every run directory users have, so it
-    # is only right when their results are stale (last: corpus generator revision 2).
-    assert run_id(RunConfig()) == "d128-l4-t2e06-q1-a81c0ee55f"
+    # is only right when their results are stale (last: the corpus key joined the id).
+    assert run_id(RunConfig()) == "d128-l4-t2e06-q1-a452d5d07b"
 
 
 def test_settings_that_do_not_change_the_result_leave_the_id_alone():

@@ -30,3 +30,28 @@ def test_wsd_holds_the_peak_then_decays_linearly_over_the_final_fraction():
 def test_constant_and_no_warmup():
     cfg = TrainConfig(lr=0.5, warmup=0, schedule="constant")
     assert {lr_at(s, 7, cfg) for s in range(7)} == {0.5}
+
+
+def test_a_half_warmup_step_rounds_up():
+    assert warmup_steps(TrainConfig(warmup=0.05), 10) == 1  # round() made it 0: no warmup at all
+    assert warmup_steps(TrainConfig(warmup=0.05), 50) == 3
+    assert warmup_steps(TrainConfig(warmup=0.05), 122) == 6
+
+
+@pytest.mark.parametrize("changes,field", [
+    ({"warmup": 500}, "train.warmup"),  # 500 warmup steps in a 100-step run: never decays
+    ({"schedule": "wsd", "warmup": 0.5, "decay_fraction": 0.8}, "train.decay_fraction"),
+])
+def test_a_schedule_that_does_not_fit_the_run_is_refused(changes, field):
+    import numpy as np
+
+    from lab.data import WindowSampler
+    from lab.errors import ConfigError
+    from lab.trainer import make_plan
+
+    cfg = TrainConfig(tokens=100 * 4 * 8, batch_size=4, seq_len=8, **changes)
+    sampler = WindowSampler(np.zeros(100_000, dtype=np.uint16), cfg.seq_len, 0)
+    with pytest.raises(ConfigError) as e:
+        make_plan(cfg, sampler)
+    assert e.value.field == field
+    make_plan(TrainConfig(tokens=100 * 4 * 8, batch_size=4, seq_len=8), sampler)  # the defaults fit

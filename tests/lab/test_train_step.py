@@ -1,0 +1,37 @@
+"""One optimizer step: a gradient that overflows while the loss stays finite is not applied."""
+import math
+
+import numpy as np
+import torch
+
+from lab.config import ModelConfig, TrainConfig
+from lab.data import WindowSampler
+from lab.model import Llama
+from lab.precision import choose
+from lab.trainer import build_optimizer, make_plan, train_step
+
+
+def _setup():
+    torch.manual_seed(0)
+    model = Llama(ModelConfig(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, vocab_size=64))
+    t = TrainConfig(tokens=4 * 16 * 4, batch_size=4, seq_len=16, precision="fp32", warmup=0)
+    sampler = WindowSampler(np.random.default_rng(0).integers(0, 64, 4096).astype(np.uint16), t.seq_len, 0)
+    return model, t, sampler, make_plan(t, sampler), build_optimizer(model, t, "cpu"), choose("cpu", "fp32")
+
+
+def test_a_finite_gradient_moves_the_weights():
+    model, t, sampler, plan, optimizer, precision = _setup()
+    before = [p.detach().clone() for p in model.parameters()]
+    loss, grad_norm = train_step(model, optimizer, sampler, plan, 0, 1e-3, t, precision)
+    assert math.isfinite(loss) and math.isfinite(grad_norm)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_an_overflowing_gradient_is_reported_and_not_applied():
+    model, t, sampler, plan, optimizer, precision = _setup()
+    model.norm.weight.register_hook(lambda g: g * float("inf"))  # the loss itself stays finite
+    before = [p.detach().clone() for p in model.parameters()]
+    loss, grad_norm = train_step(model, optimizer, sampler, plan, 0, 1e-3, t, precision)
+    assert math.isfinite(loss) and not math.isfinite(grad_norm)
+    for a, b in zip(before, model.parameters()):
+        assert torch.equal(a, b) and torch.isfinite(b).all()
