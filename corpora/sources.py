@@ -583,11 +583,20 @@ def _read_local(files: list[Path], text_field: str, score_field: str | None) -> 
     for path in files:
         fmt = _format(path)
         if fmt == "text":
-            yield from _read_txt(path)
+            yield from _utf8_or_refused(path, _read_txt(path))
         elif fmt == "json":
-            yield from _read_jsonl(path, text_field, score_field)
+            yield from _read_jsonl(path, text_field, score_field)  # refuses non-UTF-8 itself
         else:
             yield from _read_parquet(path, text_field, score_field)
+
+
+def _utf8_or_refused(path: Path, records: Iterator[Record]) -> Iterator[Record]:
+    """A file that is not UTF-8 is bad input naming the file, not a traceback mid-preparation."""
+    try:
+        yield from records
+    except UnicodeDecodeError as e:
+        raise ConfigError("corpus.path", f"{path} is not UTF-8 text ({e.reason}); convert it "
+                                         "(e.g. iconv -t UTF-8) or move it out of the directory") from None
 
 
 def _read_rows(rows: Iterable[dict], text_field: str, score_field: str | None, where: str) -> Iterator[Record]:
@@ -689,7 +698,7 @@ def iter_documents(cfg: CorpusConfig, split: str) -> Iterator[str]:
         has_val = bool(val_files)
         files = val_files if (split == "val" and has_val) else train_files
         if src.babylm_layout:
-            records = itertools.chain.from_iterable(_read_babylm_file(p) for p in files)
+            records = itertools.chain.from_iterable(_utf8_or_refused(p, _read_babylm_file(p)) for p in files)
         elif src.hub_id is None:
             records = _read_local(files, text_field, score_field)
         else:

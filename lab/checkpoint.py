@@ -130,6 +130,18 @@ def remove_partial_writes(run_dir: Path) -> list[Path]:
     return removed
 
 
+def remove_damaged_snapshots(run_dir: Path) -> list[tuple[Path, str]]:
+    """Delete snapshots that fail verification, so the resumed run takes them again (list_snapshots
+    hides them: a submission would silently lack that checkpoint). Owner only, as above."""
+    root = run_dir / "snapshots"
+    damaged = []
+    for path in sorted(root.iterdir()) if root.is_dir() else ():
+        if path.is_dir() and not path.name.startswith(".") and (reason := verify(path)) is not None:
+            shutil.rmtree(path, ignore_errors=True)
+            damaged.append((path, reason))
+    return damaged
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
     root = run_dir / "checkpoints"
     if not root.is_dir():

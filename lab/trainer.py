@@ -6,6 +6,7 @@ metrics.jsonl, and ends by writing final.json (status "done" or "diverged").
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +198,9 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
     start_step, elapsed_before, resumed_window = 0, 0.0, []
     if is_writer:  # a kill mid-save leaves a temporary directory behind (run_single holds the lock)
         checkpoint.remove_partial_writes(run_dir)
+        for path, problem in checkpoint.remove_damaged_snapshots(run_dir):
+            print(f"{path}: damaged snapshot ({problem}); removed, taken again when the run passes "
+                  "its count (its meta.json records the step it holds)", file=sys.stderr)
     ckpt = checkpoint.load_latest(run_dir)
     if ckpt is not None:
         checkpoint.load_model_weights(model, ckpt.model_state)

@@ -120,6 +120,24 @@ def test_local_txt_blocks_and_holdout(tmp_path):
     assert other != val
 
 
+@pytest.mark.parametrize("name", ["notes.txt", "notes.jsonl"])
+def test_a_file_that_is_not_utf8_is_refused_by_name(tmp_path, name):
+    path = tmp_path / name
+    good = "caf\u00e9 au lait" if name.endswith(".txt") else json.dumps({"text": "caf\u00e9"})
+    path.write_bytes((good + "\n\n").encode("utf-8") * 50 + "caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as e:
+        both(cfg(name="local", path=str(tmp_path)))
+    assert e.value.field == "corpus.path" and name in e.value.reason and "UTF-8" in e.value.reason
+
+
+def test_a_babylm_file_that_is_not_utf8_is_refused_by_name(tmp_path):
+    (tmp_path / "train_10M").mkdir()
+    (tmp_path / "train_10M" / "childes.train").write_bytes("caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as e:
+        list(iter_documents(cfg(name="babylm_strict_small", path=str(tmp_path)), "train"))
+    assert e.value.field == "corpus.path" and "childes.train is not UTF-8" in e.value.reason
+
+
 def test_local_txt_blank_lines_with_spaces_separate(tmp_path):
     path = tmp_path / "a.txt"
     path.write_text("a b\r\nc\n   \n\nd e f\n", encoding="utf-8")

@@ -48,6 +48,16 @@ def test_pruning_never_removes_the_checkpoint_just_written_for_a_damaged_newer_o
     assert checkpoint.load_latest(tmp_path).step == 60
 
 
+def test_a_damaged_snapshot_is_removed_so_the_run_takes_it_again(tmp_path):
+    good = checkpoint.save_snapshot(tmp_path, "chck_1M", 10, 1000, _model(1))
+    bad = checkpoint.save_snapshot(tmp_path, "chck_2M", 20, 2000, _model(2))
+    (bad / "model.safetensors").write_bytes(b"torn")
+    assert checkpoint.list_snapshots(tmp_path) == [good]  # hidden, but still "there" by name
+    removed = checkpoint.remove_damaged_snapshots(tmp_path)
+    assert [path for path, _ in removed] == [bad] and "checksum" in removed[0][1]
+    assert not bad.exists() and good.exists()
+
+
 def test_half_written_checkpoint_is_ignored(tmp_path):
     checkpoint.save(tmp_path, 5, _model(5), {"step": 5}, keep=3)
     # a kill between writing files and the rename leaves only a hidden temp directory
