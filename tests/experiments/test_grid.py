@@ -60,8 +60,8 @@ def test_a_diverged_run_is_a_result_and_does_not_fail_the_grid_or_its_reruns(tmp
         result = run_entry(args, cwd=tmp_path)
         assert result.returncode == 0, (attempt, result.stdout + result.stderr)
         (row,) = _rows(tmp_path / "runs" / "token_budget-smoke" / "results.csv")
-        assert row["status"] == "diverged" and "non-finite loss" in row["reason"]
-        assert f"note: {row['run_id']} is diverged: non-finite loss" in result.stdout
+        assert row["status"] == "diverged" and "non-finite" in row["reason"]
+        assert f"note: {row['run_id']} is diverged: non-finite" in result.stdout
     assert "1 finished, 0 to train" in result.stdout  # the rerun trained nothing
 
 

@@ -144,7 +144,7 @@ def test_divergence_is_recorded_not_a_traceback(tmp_path, corpus_cache):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     final = _final(tmp_path / "runs")
-    assert final["status"] == "diverged" and "non-finite loss" in final["reason"]
+    assert final["status"] == "diverged" and "non-finite" in final["reason"]  # loss or gradient norm
 
 
 def test_compiled_training_matches_eager_and_keeps_the_run_id(tmp_path, corpus_cache):
