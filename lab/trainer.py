@@ -208,6 +208,12 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
         torch.set_rng_state(ckpt.train_state["rng"]["torch"])
         start_step, elapsed_before = ckpt.step, ckpt.train_state["elapsed_s"]
         resumed_window = list(ckpt.train_state.get("window_losses", []))
+        started_with = ckpt.train_state.get("log_every", t.log_every)
+        if started_with != t.log_every:
+            # Not in the run id (a display setting), but it cuts the logging windows the resumed
+            # rows and final_train_loss continue: another value would mix two windowings.
+            raise ConfigError("train.log_every", f"this run was started with log_every={started_with}; "
+                                                 f"resume it with the same value (got {t.log_every})")
     trained = ddp_wrap(model) if ddp_wrap is not None else model
     if t.compile:
         trained = torch.compile(trained)
@@ -228,6 +234,7 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
             # the same final_train_loss) as an uninterrupted one.
             state = {"optimizer": optimizer.state_dict(), "rng": _rng_state(), "step": step,
                      "sequences_seen": step * t.batch_size, "window_losses": list(window_losses),
+                     "log_every": t.log_every,
                      "elapsed_s": elapsed_before + (time.perf_counter() - t0)}
             checkpoint.save(run_dir, step, model, state, t.keep_checkpoints)
 

@@ -138,6 +138,20 @@ def test_sigkill_then_rerun_resumes_to_the_same_final_loss(tmp_path, corpus_cach
     assert _final(tmp_path / "b") == final
 
 
+def test_a_resume_with_another_log_every_is_refused(tmp_path, corpus_cache):
+    # log_every is not in the run id, yet it cuts the windows the resumed rows continue.
+    common = ["train.tokens=6400", "train.checkpoint_every=20", "train.precision=fp32"]
+    first = run_entry(_args(corpus_cache, tmp_path / "runs", *common, "train.log_every=5"), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    (run_dir / "final.json").unlink()  # as if killed after the last checkpoint
+    other = run_entry(_args(corpus_cache, tmp_path / "runs", *common, "train.log_every=10"), cwd=tmp_path)
+    assert other.returncode == 2 and other.stderr.strip().splitlines()[-1].startswith(
+        "error: train.log_every: this run was started with log_every=5"), other.stderr
+    same = run_entry(_args(corpus_cache, tmp_path / "runs", *common, "train.log_every=5"), cwd=tmp_path)
+    assert same.returncode == 0 and "resumed from step" in same.stdout + same.stderr
+
+
 def test_divergence_is_recorded_not_a_traceback(tmp_path, corpus_cache):
     result = run_entry(_args(corpus_cache, tmp_path / "runs", "train.tokens=6400", "train.lr=1e6",
                              "train.grad_clip=0", "train.warmup=0"), cwd=tmp_path)
