@@ -25,6 +25,9 @@ from lab.precision import Precision, choose, cpu_has_native_bf16, peak_flops
 from lab.schedule import decay_steps, lr_at, warmup_steps
 
 
+EVAL_LOGIT_ELEMENTS = 2 ** 28  # per validation forward (1 GiB of fp32 logits)
+
+
 @dataclass(frozen=True)
 class Plan:
     """The horizon derived from the token budget, fixed before the first step."""
@@ -141,7 +144,11 @@ def evaluate(model, tokens: np.ndarray, byte_lengths: np.ndarray, t: TrainConfig
     sync, and a compiled wrapper would compile a second graph for the logits-only call."""
     model.eval()
     nats, n_tokens, n_bytes = 0.0, 0, 0
-    for x, y in eval_batches(tokens, t.seq_len, t.eval_tokens, t.micro_batch_size or t.batch_size):
+    # Validation materialises (rows x seq_len x vocab) logits: at GPU scale a training batch of
+    # them is tens of GB. Rows are capped so one forward's logits stay near 1 GiB in fp32.
+    rows_cap = EVAL_LOGIT_ELEMENTS // (t.seq_len * model.cfg.vocab_size)
+    rows = max(1, min(t.micro_batch_size or t.batch_size, rows_cap))
+    for x, y in eval_batches(tokens, t.seq_len, t.eval_tokens, rows):
         x, y = x.to(precision.device), y.to(precision.device)
         with precision.autocast():
             logits = model(x)

@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from lab.config import ModelConfig, TrainConfig
@@ -35,3 +36,25 @@ def test_an_overflowing_gradient_is_reported_and_not_applied():
     assert math.isfinite(loss) and not math.isfinite(grad_norm)
     for a, b in zip(before, model.parameters()):
         assert torch.equal(a, b) and torch.isfinite(b).all()
+
+
+def test_validation_caps_rows_per_forward_and_gives_the_same_loss(monkeypatch):
+    from lab import trainer
+
+    model, t, sampler, plan, optimizer, precision = _setup()
+    tokens = sampler.tokens[:1000]
+    byte_lengths = np.ones(64, dtype=np.int64)
+    whole = trainer.evaluate(model, tokens, byte_lengths, t, precision)
+    seen = []
+    original = trainer.eval_batches
+
+    def recording(*args):
+        for x, y in original(*args):
+            seen.append(x.shape[0])
+            yield x, y
+
+    monkeypatch.setattr(trainer, "eval_batches", recording)
+    monkeypatch.setattr(trainer, "EVAL_LOGIT_ELEMENTS", 2 * t.seq_len * 64)  # two rows of logits
+    capped = trainer.evaluate(model, tokens, byte_lengths, t, precision)
+    assert max(seen) == 2 and capped["tokens"] == whole["tokens"]
+    assert capped["loss"] == pytest.approx(whole["loss"], rel=1e-6)
