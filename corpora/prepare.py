@@ -40,6 +40,10 @@ from lab.errors import ConfigError
 # In every cache key and manifest. 2: special-token strings in document text ("</s>", "<pad>",
 # "<s>") are encoded as plain text; before, a web page quoting "</s>" got a false document end.
 FORMAT_VERSION = 2
+# Formats a prepared corpus may have and still be read (finished runs point at their corpus for
+# evaluation, export and submissions): format 1's layout is the same, only its encoding of those
+# strings differs, and the key keeps new preparations from ever reusing it.
+READABLE_FORMATS = (1, 2)
 SPLITS = ("train", "val", "val_clean")
 # The synthetic tokenizer is trained on its own stream (never a validation document) mixing both
 # grades equally, so one tokenizer serves every quality level and every training size.
@@ -203,6 +207,15 @@ def corpus_key(cfg: CorpusConfig, content: dict | None = None) -> str:
     if cfg.name != "synthetic":  # a real corpus prepared with a wrongly shared tokenizer must not match
         d["tokenizer_revision"] = REAL_TOKENIZER_KEY_REVISION
     return f"{cfg.name}-q{cfg.quality:g}-{_digest(d)}"
+
+
+def content_key(cfg: CorpusConfig) -> str:
+    """The corpus key without where local data lies: what run ids carry (lab.runs). The files'
+    fingerprint (names relative to corpus.path, sizes, contents) stays, so a directory moved,
+    copied or mounted elsewhere names the same runs, and an edited one new runs."""
+    content = _content(cfg)
+    content["path"] = None
+    return corpus_key(cfg, content)
 
 
 def tokenizer_key(cfg: CorpusConfig, content: dict | None = None) -> str:
@@ -472,8 +485,8 @@ def verify(path: Path) -> str | None:
         manifest = json.loads((path / "manifest.json").read_text())
     except (OSError, ValueError) as e:
         return f"manifest unreadable ({e.__class__.__name__})"
-    if manifest.get("format") != FORMAT_VERSION:
-        return f"format {manifest.get('format')} != {FORMAT_VERSION}"
+    if manifest.get("format") not in READABLE_FORMATS:
+        return f"format {manifest.get('format')} is not one this code reads ({READABLE_FORMATS})"
     for name, digest in manifest.get("files", {}).items():
         file = path / name
         if not file.exists():

@@ -39,8 +39,11 @@ def _tokenizer(tokenizer_path: Path, start_id: int, pad_id: int, eos_id: int, ma
     start = tok.id_to_token(start_id)
     tok.post_processor = processors.TemplateProcessing(
         single=f"{start} $A", pair=f"{start} $A $B:1", special_tokens=[(start, start_id)])
+    # split_special_tokens: a "</s>" written in the text is text, as in training (corpora.tokenizer.load);
+    # saved in tokenizer_config.json, so AutoTokenizer keeps it.
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=start, eos_token=tok.id_to_token(eos_id),
-                                   pad_token=tok.id_to_token(pad_id), model_max_length=max_length)
+                                   pad_token=tok.id_to_token(pad_id), model_max_length=max_length,
+                                   split_special_tokens=True)
 
 
 def _fmt(x, spec: str = "") -> str:

@@ -13,7 +13,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from corpora.prepare import corpus_key
+from corpora.prepare import content_key
 from lab.checkpoint import atomic_write_text
 from lab.config import RunConfig
 
@@ -39,10 +39,15 @@ def identity(cfg: RunConfig) -> dict:
         node.pop(path[-1], None)
     for (section, key), value in _HELD.items():
         d[section][key] = value
-    # The prepared corpus' cache key: beside the config it covers what can change under the same
-    # config (local files edited in place, the generator's text, the tokenizer, the shard format),
-    # so such a run is a new run, not a finished one.
-    d["corpus"]["key"] = corpus_key(cfg.corpus)
+    # The prepared corpus' key: beside the config it covers what can change under the same config
+    # (local files edited in place, the generator's text, the tokenizer, the shard format), so such
+    # a run is a new run, not a finished one. Local data enters by content, not by location.
+    corpus = d["corpus"]
+    corpus["key"] = content_key(cfg.corpus)
+    corpus["path"] = None
+    for field in ("quality", "min_score"):  # 1 and 1.0 are one run (Python callers pass either)
+        if corpus[field] is not None:
+            corpus[field] = float(corpus[field])
     return d
 
 

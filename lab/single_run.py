@@ -30,7 +30,9 @@ def run_single(cfg: RunConfig, run_dir: Path | None = None, *, rank: int = 0, wo
     """Train cfg into run_dir (default out_dir/<run id>) unless it already finished there."""
     cfg = resolve(cfg)
     run_dir = run_dir or run_dir_for(cfg)
-    if is_finished(run_dir):
+    # Under data parallelism only rank 0's view counts (claim_run below): ranks checking on their
+    # own could disagree while another process finishes the run, and one would wait forever.
+    if world == 1 and is_finished(run_dir):
         final = read_final(run_dir)
         log(f"{run_dir}: already finished ({final['status']}); nothing to do")
         return final

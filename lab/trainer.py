@@ -22,7 +22,7 @@ from lab.errors import ConfigError
 from lab.metrics import MetricsLog, Progress
 from lab.model import Llama
 from lab.precision import Precision, choose, cpu_has_native_bf16, peak_flops
-from lab.schedule import decay_steps, lr_at, warmup_steps
+from lab.schedule import lr_at
 
 
 EVAL_LOGIT_ELEMENTS = 2 ** 28  # per validation forward (1 GiB of fp32 logits)
@@ -58,9 +58,10 @@ def make_plan(t: TrainConfig, sampler: WindowSampler, world_size: int = 1, token
     if t.warmup >= 1 and t.warmup > steps:
         raise ConfigError("train.warmup", f"{t.warmup:g} warmup steps exceed the run's {steps} steps; "
                                           "give a fraction of the run (< 1) instead")
-    if t.schedule == "wsd" and warmup_steps(t, steps) + decay_steps(t, steps) > steps:
-        raise ConfigError("train.decay_fraction", f"warmup ({warmup_steps(t, steps)} steps) and decay "
-                                                  f"({decay_steps(t, steps)} steps) overlap in a {steps}-step run")
+    warmup_fraction = t.warmup if t.warmup < 1 else t.warmup / steps
+    if t.schedule == "wsd" and warmup_fraction + t.decay_fraction > 1 + 1e-9:  # fractions: any length alike
+        raise ConfigError("train.decay_fraction", f"warmup ({warmup_fraction:.3g} of the run) and decay "
+                                                  f"({t.decay_fraction:g}) overlap in a {steps}-step run")
     epochs = sampler.epochs_for(steps * t.batch_size)
     if epochs > t.max_epochs + 1e-9:
         raise ConfigError("train.tokens",
@@ -69,6 +70,18 @@ def make_plan(t: TrainConfig, sampler: WindowSampler, world_size: int = 1, token
                           f"(raise train.max_epochs to repeat data, or corpus.train_words)")
     return Plan(steps, tokens_per_step, t.batch_size // (micro * world_size), micro,
                 steps * tokens_per_step, epochs, len(sampler.tokens))
+
+
+def plan_run(cfg: RunConfig, corpus, world: int = 1) -> tuple[WindowSampler, Plan, float]:
+    """(sampler, plan, tokens per word) of a run on its prepared corpus, with every check that
+    needs the corpus; a grid calls it for each run before starting any (lab.sweep.runner)."""
+    t = cfg.train
+    sampler = WindowSampler(corpus.tokens("train"), t.seq_len, cfg.seed)
+    split = corpus.manifest["splits"]["train"]
+    tokens_per_word = split["tokens"] / max(1, split["words"])
+    plan = make_plan(t, sampler, world, tokens_per_word)
+    check_held_out(corpus, t.seq_len)
+    return sampler, plan, tokens_per_word
 
 
 def check_held_out(corpus, seq_len: int) -> None:
@@ -162,12 +175,14 @@ def evaluate(model, tokens: np.ndarray, byte_lengths: np.ndarray, t: TrainConfig
 
 
 def snapshots_due(t: TrainConfig, plan: Plan, done: int, run_dir: Path, tokens_per_word: float) -> list[str]:
-    """Snapshots whose count is first reached at step `done` (or missing after a resume)."""
+    """Snapshots whose count is first reached at step `done`. Only then: a snapshot taken at a
+    later step under the count's name would misname its weights (BabyLM's chck_1M must have seen
+    1M words), so one lost past its step stays missing, and the submission says so."""
     unit = tokens_per_word if t.words is not None else 1.0
     due = []
     for name, count in t.snapshots.items():
         step = min(plan.steps, max(1, math.ceil(count * unit / plan.tokens_per_step)))
-        if step <= done and not (run_dir / "snapshots" / name).is_dir():
+        if step == done and not (run_dir / "snapshots" / name).is_dir():
             due.append(name)
     return due
 
@@ -191,11 +206,7 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
         torch.set_num_threads(t.threads)
     precision = choose(t.device, t.precision)
     torch.manual_seed(cfg.seed)
-    sampler = WindowSampler(corpus.tokens("train"), t.seq_len, cfg.seed)
-    split = corpus.manifest["splits"]["train"]
-    tokens_per_word = split["tokens"] / max(1, split["words"])
-    plan = make_plan(t, sampler, world, tokens_per_word)
-    check_held_out(corpus, t.seq_len)
+    sampler, plan, tokens_per_word = plan_run(cfg, corpus, world)
     model = Llama(cfg.model).to(precision.device)
     optimizer = build_optimizer(model, t, precision.device)
     shape = describe(cfg.model, t.seq_len)
@@ -206,8 +217,8 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
     if is_writer:  # a kill mid-save leaves a temporary directory behind (run_single holds the lock)
         checkpoint.remove_partial_writes(run_dir)
         for path, problem in checkpoint.remove_damaged_snapshots(run_dir):
-            print(f"{path}: damaged snapshot ({problem}); removed, taken again when the run passes "
-                  "its count (its meta.json records the step it holds)", file=sys.stderr)
+            print(f"{path}: damaged snapshot ({problem}); removed. It is taken again only if this "
+                  "resume replays its step (else it stays missing: retrain the run)", file=sys.stderr)
     ckpt = checkpoint.load_latest(run_dir)
     if ckpt is not None:
         checkpoint.load_model_weights(model, ckpt.model_state)

@@ -227,8 +227,8 @@ def run_submitit(run_dirs: list[Path], cfg: LauncherConfig, grid_dir: Path, disp
     # SLURM schedules the whole array itself (array_parallelism); submitit's local executor would
     # start every run at once, so it gets the local launcher's slots and the next run as one ends.
     slots = len(run_dirs)
-    if cfg.name == "submitit_local" and cfg.wait:
-        slots = cfg.workers or max(1, (os.cpu_count() or 1) // (cfg.threads_per_run * cfg.procs_per_run))
+    if cfg.name == "submitit_local" and cfg.wait:  # one process per job there (tasks_per_node=1)
+        slots = cfg.workers or max(1, (os.cpu_count() or 1) // cfg.threads_per_run)
     queue, jobs = list(run_dirs), {}
 
     def submit(count: int) -> None:

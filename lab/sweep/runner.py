@@ -101,17 +101,31 @@ def _never_started(run_dir: Path) -> bool:
     return {entry.name for entry in run_dir.iterdir()} <= _BEFORE_TRAINING
 
 
-def prepare_corpora(planned: list) -> None:
-    """Prepare each distinct corpus once, here, before workers start (they then hit the cache)."""
+def prepare_corpora(planned: list) -> dict:
+    """Prepare each distinct corpus once, here, before workers start (they then hit the cache).
+    Returns them by repr(corpus config)."""
     from corpora.prepare import prepare_corpus
 
-    seen = set()
+    corpora = {}
     for plan in planned:
         key = repr(plan.cfg.corpus)
-        if key not in seen:
-            seen.add(key)
-            corpus = prepare_corpus(plan.cfg.corpus, progress=sys.stderr.isatty())
+        if key not in corpora:
+            corpus = corpora[key] = prepare_corpus(plan.cfg.corpus, progress=sys.stderr.isatty())
             print(f"corpus {plan.cfg.corpus.name} (quality {plan.cfg.corpus.quality:g}): {corpus.path}", flush=True)
+    return corpora
+
+
+def check_runs_fit_their_corpora(planned: list, run_dirs: list[Path], pending: list[Path], corpora: dict,
+                                 procs_per_run: int) -> None:
+    """Every check a run makes once its corpus is prepared (budget vs data, held-out splits,
+    schedule), for all pending runs before any starts: bad input is one line and exit 2, not a
+    grid of runs recorded as failed one by one."""
+    from lab.trainer import plan_run
+
+    pending = set(pending)
+    for plan, run_dir in zip(planned, run_dirs):
+        if run_dir in pending:
+            plan_run(plan.cfg, corpora[repr(plan.cfg.corpus)], procs_per_run)
 
 
 def run_grid(entry: EntryConfig) -> int:
@@ -135,7 +149,8 @@ def run_grid(entry: EntryConfig) -> int:
           f"finished, {len(pending)} to train -> {grid_dir}", flush=True)
     started = time.perf_counter()
     if pending:
-        prepare_corpora(planned)
+        corpora = prepare_corpora(planned)
+        check_runs_fit_their_corpora(planned, run_dirs, pending, corpora, entry.launcher.procs_per_run)
         for plan, run_dir in zip(planned, run_dirs):
             if run_dir in pending:
                 write_spec(run_dir, plan.cfg, plan.axes, eval_pairs=entry.grid.eval_pairs)

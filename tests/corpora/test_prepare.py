@@ -360,6 +360,20 @@ def test_what_changes_a_corpus_changes_its_keys_and_run_ids(monkeypatch, constan
     assert all(a != b for a, b in zip(before, after))
 
 
+def test_a_corpus_of_the_previous_format_still_loads(prepared, tmp_path):
+    # Finished runs point at their corpus (evaluation, export, submissions): format 1 has the same
+    # layout, so it is read; a format this code does not know is refused.
+    from corpora.prepare import verify
+
+    old = tmp_path / prepared.path.name
+    shutil.copytree(prepared.path, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    (old / "manifest.json").write_text(json.dumps({**manifest, "format": 1}))
+    assert verify(old) is None
+    (old / "manifest.json").write_text(json.dumps({**manifest, "format": 99}))
+    assert "format 99" in verify(old)
+
+
 def test_special_token_strings_in_text_are_text(tmp_path):
     # A web page quoting "</s>" must not end its document there (or "<pad>" become padding).
     page = "the dog ran to the park .\nan html lesson shows </s> and <pad> and <s> tags .\n"

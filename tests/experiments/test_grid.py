@@ -65,6 +65,17 @@ def test_a_diverged_run_is_a_result_and_does_not_fail_the_grid_or_its_reruns(tmp
     assert "1 finished, 0 to train" in result.stdout  # the rerun trained nothing
 
 
+def test_a_run_that_does_not_fit_its_corpus_stops_the_grid_before_any_training(tmp_path, corpus_cache):
+    # Checks that need the prepared corpus (here: more warmup steps than the 5-step run has) ran in
+    # each worker, which recorded the run as failed and left the grid to exit 1.
+    args = [*GRID, "grid.sizes=[3.0e4]", "grid.budgets=[640]", "train.warmup=500",
+            f"corpus.cache_dir={corpus_cache}", f"out_dir={tmp_path / 'runs'}"]
+    result = run_entry(args, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: train.warmup: 500 warmup steps exceed")
+    assert not list((tmp_path / "runs").rglob("final.json")) and not list((tmp_path / "runs").rglob("worker.log"))
+
+
 def test_submitit_local_launcher_runs_the_same_worker(tmp_path, corpus_cache):
     pytest.importorskip("submitit")
     args = [*GRID, "grid.sizes=[3.0e4]", "grid.budgets=[2560,5120]", "launcher=submitit_local",

@@ -117,6 +117,10 @@ def test_export_loads_offline_with_same_logits_and_tokens(tmp_path, tie, monkeyp
     assert ids == [EOS, *tok.encode(text, add_special_tokens=False).ids]  # the training context first
     assert hf_tok.bos_token_id == EOS and hf_tok.eos_token_id == EOS and hf_tok.pad_token_id == 0
     assert hf_tok.decode(ids, skip_special_tokens=True) == text
+    quoted = "the tag </s> ends nothing"  # text, as the shards encode it (corpora.tokenizer.load)
+    tok.encode_special_tokens = True  # as corpora.tokenizer.load gives it
+    assert hf_tok(quoted)["input_ids"] == [EOS, *tok.encode(quoted, add_special_tokens=False).ids]
+    assert EOS not in hf_tok(quoted)["input_ids"][1:]
     # a sentence scored through the exported pair gives lab's minimal-pair log-probability
     with torch.no_grad():
         logp = torch.log_softmax(hf(input_ids=torch.tensor([ids])).logits[0].double(), -1)

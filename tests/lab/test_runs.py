@@ -48,6 +48,19 @@ def test_local_data_is_part_of_the_id(tmp_path):
     assert run_id(cfg) != before
 
 
+def test_local_data_names_runs_by_content_not_location(tmp_path):
+    from corpora.config import CorpusConfig
+
+    for where in ("a", "b"):
+        (tmp_path / where).mkdir()
+        (tmp_path / where / "corpus.txt").write_text("The fox ran home.\n\nThe dog sat down.\n")
+    ids = [run_id(dataclasses.replace(RunConfig(), corpus=CorpusConfig(name="local", path=str(tmp_path / where))))
+           for where in ("a", "b")]
+    assert ids[0] == ids[1]  # moved, copied or mounted elsewhere: the same runs
+    floats = [run_id(dataclasses.replace(RunConfig(), corpus=CorpusConfig(quality=q))) for q in (1, 1.0)]
+    assert floats[0] == floats[1]
+
+
 def _claim_as_rank(rank: int, world: int, port: int, run_dir: str, outcomes) -> None:
     import torch.distributed as dist
 

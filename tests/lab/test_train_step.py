@@ -58,3 +58,14 @@ def test_validation_caps_rows_per_forward_and_gives_the_same_loss(monkeypatch):
     capped = trainer.evaluate(model, tokens, byte_lengths, t, precision)
     assert max(seen) == 2 and capped["tokens"] == whole["tokens"]
     assert capped["loss"] == pytest.approx(whole["loss"], rel=1e-6)
+
+
+def test_a_snapshot_is_due_at_its_step_only(tmp_path):
+    # Taken later under its name it would hold more training than the name says (chck_1M).
+    from lab.trainer import snapshots_due
+
+    model, t, sampler, plan, optimizer, precision = _setup()
+    t = TrainConfig(**{**t.__dict__, "snapshots": {"s1": 2 * plan.tokens_per_step}})
+    assert [snapshots_due(t, plan, done, tmp_path, 1.0) for done in (1, 2, 3)] == [[], ["s1"], []]
+    (tmp_path / "snapshots" / "s1").mkdir(parents=True)
+    assert snapshots_due(t, plan, 2, tmp_path, 1.0) == []
