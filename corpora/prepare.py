@@ -178,15 +178,16 @@ def local_data_fingerprint(cfg: CorpusConfig) -> str:
     for file in files:
         stat = file.stat()
         entry = [file.relative_to(root).as_posix(), stat.st_size,
-                 _file_digest(str(file.resolve()), stat.st_size, stat.st_mtime_ns)]
+                 _file_digest(str(file.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)]
         digest.update((json.dumps(entry) + "\n").encode())
     return digest.hexdigest()
 
 
 @lru_cache(maxsize=4096)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    """The content hash of one file; size and mtime are in the cache key only, so an edited
-    file is hashed again."""
+def _file_digest(path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int) -> str:
+    """The content hash of one file; the stat fields are in the cache key only, so an edited file
+    is hashed again. ctime and inode catch what size and mtime miss: a same-size copy that keeps
+    the old mtime (cp -p, rsync -a) still changes ctime, or the inode when renamed into place."""
     content = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):

@@ -45,7 +45,12 @@ def test_local_data_is_part_of_the_id(tmp_path):
     mtime = data.stat().st_mtime_ns
     data.write_text("The fox ran home.\n\nThe cat sat down.\n")  # same size, new content
     os.utime(data, ns=(mtime + 10**9, mtime + 10**9))  # as a later edit (the hash is kept per mtime)
-    assert run_id(cfg) != before
+    edited = run_id(cfg)
+    assert edited != before
+    # Same size, mtime put back (cp -p, rsync -a): the ctime still moves, so it is hashed again.
+    data.write_text("The fox ran home.\n\nThe cow sat down.\n")
+    os.utime(data, ns=(mtime + 10**9, mtime + 10**9))
+    assert run_id(cfg) not in (before, edited)
 
 
 def test_local_data_names_runs_by_content_not_location(tmp_path):
