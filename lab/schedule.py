@@ -29,8 +29,9 @@ def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
         progress = (step - warm) / max(1, total_steps - warm)
         return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
     # WSD: hold the peak, then decay linearly to the floor over the final decay_fraction.
-    decay_start = total_steps - decay_steps(cfg, total_steps)
-    if step < max(warm, decay_start):
+    # Rounding both phases can overlap them by a step: the decay then starts where warmup ends.
+    decay_start = max(warm, total_steps - decay_steps(cfg, total_steps))
+    if step < decay_start:
         return peak
     progress = (step - decay_start + 1) / max(1, total_steps - decay_start)
     return peak + (floor - peak) * min(1.0, progress)

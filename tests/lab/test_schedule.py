@@ -55,3 +55,12 @@ def test_a_schedule_that_does_not_fit_the_run_is_refused(changes, field):
         make_plan(cfg, sampler)
     assert e.value.field == field
     make_plan(TrainConfig(tokens=100 * 4 * 8, batch_size=4, seq_len=8), sampler)  # the defaults fit
+
+
+def test_wsd_phases_that_rounding_overlaps_meet_without_a_jump():
+    # 10 steps, warmup 0.25 -> 3 steps, decay 0.75 -> 8 steps: one step too many.
+    cfg = TrainConfig(lr=1.0, warmup=0.25, decay_fraction=0.75, min_lr_ratio=0.0, schedule="wsd")
+    lrs = [lr_at(s, 10, cfg) for s in range(10)]
+    assert lrs[:3] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert all(later < earlier for earlier, later in zip(lrs[2:], lrs[3:]))  # decays from the peak
+    assert lrs[3] == pytest.approx(1 - 1 / 7) and lrs[-1] == pytest.approx(0.0)
