@@ -94,7 +94,7 @@ def save(run_dir: Path, step: int, model: torch.nn.Module, train_state: dict, ke
     # timeline's: superseded now. Counting them among the `keep` newest could prune the
     # checkpoint just written and leave only damaged ones.
     for path in list_checkpoints(run_dir):
-        if path != final and _step_of(path) >= step:
+        if _step_of(path) > step:
             shutil.rmtree(path, ignore_errors=True)
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -131,8 +131,9 @@ def remove_partial_writes(run_dir: Path) -> list[Path]:
 
 
 def remove_damaged_snapshots(run_dir: Path) -> list[tuple[Path, str]]:
-    """Delete snapshots that fail verification, so the resumed run takes them again (list_snapshots
-    hides them: a submission would silently lack that checkpoint). Owner only, as above."""
+    """Delete snapshots that fail verification: a resume that replays a snapshot's step takes it
+    again (the trainer skips names that exist), else it is plainly missing, which a submission
+    reports, instead of present but hidden by list_snapshots. Owner only, as above."""
     root = run_dir / "snapshots"
     damaged = []
     for path in sorted(root.iterdir()) if root.is_dir() else ():

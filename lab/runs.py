@@ -20,7 +20,6 @@ from lab.config import RunConfig
 # Fields that change how a run is shown or stored, not what it computes.
 _NOT_IDENTITY = {("out_dir",), ("name",), ("train", "progress"), ("train", "log_every"),
                  ("train", "checkpoint_every"), ("train", "keep_checkpoints"), ("train", "threads"),
-                 ("corpus", "cache_dir"), ("corpus", "workers"),
                  # Compiled and eager training compute the same thing (to rounding).
                  ("train", "compile")}
 
@@ -39,15 +38,10 @@ def identity(cfg: RunConfig) -> dict:
         node.pop(path[-1], None)
     for (section, key), value in _HELD.items():
         d[section][key] = value
-    # The prepared corpus' key: beside the config it covers what can change under the same config
-    # (local files edited in place, the generator's text, the tokenizer, the shard format), so such
-    # a run is a new run, not a finished one. Local data enters by content, not by location.
-    corpus = d["corpus"]
-    corpus["key"] = content_key(cfg.corpus)
-    corpus["path"] = None
-    for field in ("quality", "min_score"):  # 1 and 1.0 are one run (Python callers pass either)
-        if corpus[field] is not None:
-            corpus[field] = float(corpus[field])
+    # The corpus enters as its key alone: it covers the corpus config and what can change under
+    # the same config (local files edited in place, the generator's text, the tokenizer, the shard
+    # format), local data by content, not location, so such a run is a new run, not a finished one.
+    d["corpus"] = {"key": content_key(cfg.corpus)}
     return d
 
 

@@ -74,19 +74,21 @@ def claim_run(run_dir: Path, rank: int = 0, world: int = 1) -> Iterator[bool]:
     import torch.distributed as dist
 
     with ExitStack() as held:
-        outcome: list = ["claimed"]
+        outcome = ["claimed", ""]  # (kind, message) as rank 0 saw it
         failure: BaseException | None = None
         if rank == 0:
             try:
                 held.enter_context(run_lock(run_dir))
                 outcome[0] = "finished" if is_finished(run_dir) else "claimed"
-            except Exception as e:  # RunLocked, or the directory cannot be written
-                failure, outcome[0] = e, f"{e.__class__.__name__}: {e}"
+            except RunLocked as e:
+                failure, outcome = e, ["locked", str(e)]
+            except Exception as e:  # the directory cannot be written, ...
+                failure, outcome = e, ["failed", f"{e.__class__.__name__}: {e}"]
         dist.broadcast_object_list(outcome, src=0)
         if failure is not None:
             raise failure
-        if outcome[0] not in ("claimed", "finished"):
-            if outcome[0].startswith("RunLocked: "):
-                raise RunLocked(outcome[0].removeprefix("RunLocked: "))
-            raise RuntimeError(f"rank 0 could not claim {run_dir}: {outcome[0]}")
+        if outcome[0] == "locked":
+            raise RunLocked(outcome[1])
+        if outcome[0] == "failed":
+            raise RuntimeError(f"rank 0 could not claim {run_dir}: {outcome[1]}")
         yield outcome[0] == "finished"

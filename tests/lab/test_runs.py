@@ -14,7 +14,7 @@ def _with_train(cfg: RunConfig, **changes) -> RunConfig:
 def test_the_default_run_keeps_its_recorded_id():
     # Recorded runs are found by id: a change here orphans every run directory users have, so it
     # is only right when their results are stale (last: the corpus key joined the id).
-    assert run_id(RunConfig()) == "d128-l4-t2e06-q1-a452d5d07b"
+    assert run_id(RunConfig()) == "d128-l4-t2e06-q1-8934c45759"
 
 
 def test_settings_that_do_not_change_the_result_leave_the_id_alone():
@@ -23,6 +23,8 @@ def test_settings_that_do_not_change_the_result_leave_the_id_alone():
                     {"progress": "none"}, {"compile": True}, {"keep_checkpoints": 9}):
         assert run_id(_with_train(base, **changes)) == run_id(base), changes
     assert run_id(dataclasses.replace(base, out_dir="elsewhere", name="label")) == run_id(base)
+    moved = dataclasses.replace(base, corpus=dataclasses.replace(base.corpus, cache_dir="/elsewhere", workers=7))
+    assert run_id(moved) == run_id(base)
 
 
 def test_settings_that_change_the_result_change_the_id():
