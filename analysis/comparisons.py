@@ -7,9 +7,15 @@ import numpy as np
 
 from analysis.allocation import allocation_exponents, optimal_allocation
 from analysis.intervals import Estimate, format_number
-from analysis.references import (CHINCHILLA_ALLOCATION_EXPONENTS, CHINCHILLA_FULL_PRECISION,
-                                 CHINCHILLA_PUBLISHED, EPOCH_REFIT, KAPLAN, MUENNIGHOFF,
-                                 TOKENS_PER_PARAM_RULE)
+from analysis.references import (
+    CHINCHILLA_ALLOCATION_EXPONENTS,
+    CHINCHILLA_FULL_PRECISION,
+    CHINCHILLA_PUBLISHED,
+    EPOCH_REFIT,
+    KAPLAN,
+    MUENNIGHOFF,
+    TOKENS_PER_PARAM_RULE,
+)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from analysis.serialize import fits_to_json
 from analysis.summary import summary_lines
 from analysis.surface import SurfaceOptions
 from analysis.table import PARAMS_COLUMNS, read_table
-from lab.errors import EXIT_BAD_INPUT, ConfigError
+from common.errors import EXIT_BAD_INPUT, ConfigError
 
 
 class _OneLineParser(argparse.ArgumentParser):

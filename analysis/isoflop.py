@@ -11,7 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.allocation_laws import AllocationLawResult, AllocationLaws, summarise
-from analysis.compute_groups import MAX_PROFILE_SPREAD_DEX, ComputeGroups, group_by_compute
+from analysis.compute_groups import (
+    MAX_PROFILE_SPREAD_DEX,
+    ComputeGroups,
+    group_by_compute,
+)
 from analysis.insufficient import InsufficientData
 from analysis.intervals import stratified_resample
 from analysis.power_law import fit_power_law

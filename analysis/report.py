@@ -24,7 +24,7 @@ from analysis.pipeline import FitRequest, LevelFits, TableFits, fit_table
 from analysis.serialize import fits_to_json
 from analysis.summary import law_lines
 from analysis.table import LoadedTable, read_table
-from lab.errors import EXIT_BAD_INPUT, ConfigError
+from common.errors import EXIT_BAD_INPUT, ConfigError
 
 
 def _say(note: str, notes: list[str]) -> None:

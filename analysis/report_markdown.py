@@ -9,8 +9,14 @@ from analysis.comparisons import quantity_label, reference_values
 from analysis.intervals import Estimate, format_number
 from analysis.pipeline import LevelFits, TableFits
 from analysis.quality import QualityResult
-from analysis.references import (CHINCHILLA_FULL_PRECISION, CHINCHILLA_PUBLISHED, EPOCH_REFIT, KAPLAN,
-                                 MUENNIGHOFF, TOKENS_PER_PARAM_RULE_CITATION)
+from analysis.references import (
+    CHINCHILLA_FULL_PRECISION,
+    CHINCHILLA_PUBLISHED,
+    EPOCH_REFIT,
+    KAPLAN,
+    MUENNIGHOFF,
+    TOKENS_PER_PARAM_RULE_CITATION,
+)
 from analysis.summary import ALLOCATION_NAMES, SURFACE_EXTRA_NAMES, SURFACE_NAMES
 from analysis.table import LoadedTable
 

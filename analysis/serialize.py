@@ -5,8 +5,14 @@ from analysis.allocation_laws import AllocationLawResult
 from analysis.intervals import DEFAULT_CONFIDENCE, Estimate, json_number, plain_json
 from analysis.pipeline import LevelFits, TableFits
 from analysis.quality import QualityResult
-from analysis.references import (CHINCHILLA_FULL_PRECISION, CHINCHILLA_PUBLISHED, EPOCH_REFIT,
-                                 KAPLAN, MUENNIGHOFF, TOKENS_PER_PARAM_RULE_CITATION)
+from analysis.references import (
+    CHINCHILLA_FULL_PRECISION,
+    CHINCHILLA_PUBLISHED,
+    EPOCH_REFIT,
+    KAPLAN,
+    MUENNIGHOFF,
+    TOKENS_PER_PARAM_RULE_CITATION,
+)
 from analysis.surface import SurfaceResult
 
 

@@ -11,11 +11,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis.allocation import allocation_exponents, allocation_scale, optimal_allocation
+from analysis.allocation import (
+    allocation_exponents,
+    allocation_scale,
+    optimal_allocation,
+)
 from analysis.insufficient import InsufficientData
 from analysis.intervals import Estimate, percentile_estimate, resample_counts
-from analysis.parametric import (DEFAULT_POLISHED_STARTS, EffectiveTokens, HuberLogLossObjective,
-                                 SurfaceFit, bootstrap_surfaces, fit_surface)
+from analysis.parametric import (
+    DEFAULT_POLISHED_STARTS,
+    EffectiveTokens,
+    HuberLogLossObjective,
+    SurfaceFit,
+    bootstrap_surfaces,
+    fit_surface,
+)
 from analysis.references import MUENNIGHOFF
 from analysis.table import RunTable
 

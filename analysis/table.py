@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.allocation import FLOPS_PER_PARAM_TOKEN
-from lab.errors import ConfigError
+from common.errors import ConfigError
 
 # The grid runner writes final_val_loss; hand-made tables may just call it loss.
 LOSS_COLUMNS = ("final_val_loss", "loss")

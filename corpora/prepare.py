@@ -30,12 +30,12 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from common.errors import ConfigError
+from common.files import fsync_path, sha256_file
 from corpora import tokenizer as bpe
 from corpora.config import CorpusConfig
 from corpora.shards import ShardInfo, open_shard, write_shard
 from corpora.synthetic.generate import GENERATOR_REVISION
-from lab.checkpoint import fsync_path, sha256_file
-from lab.errors import ConfigError
 
 # In every cache key and manifest. 2: special-token strings in document text ("</s>", "<pad>",
 # "<s>") are encoded as plain text; before, a web page quoting "</s>" got a false document end.
@@ -548,7 +548,7 @@ def _register() -> None:
 
 
 def main(argv: list[str]) -> int:
-    from lab.cli import compose
+    from common.cli import compose
 
     cfg = compose("prepare", argv, _register, PrepareConfig).corpus
     corpus = prepare_corpus(cfg, progress=sys.stderr.isatty())
@@ -557,6 +557,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    from lab.cli import main_guard
+    from common.cli import main_guard
 
     main_guard(lambda: main(sys.argv[1:]))

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from common.errors import ConfigError
 from corpora.config import CorpusConfig
-from lab.errors import ConfigError
 
 # Fraction of records held out for validation when a source has no validation split.
 VAL_FRACTION = 0.05

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import ConfigError
 from corpora.prepare import PreparedCorpus, load_prepared
-from lab.errors import ConfigError
 
 
 def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
@@ -108,6 +108,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    from lab.cli import main_guard
+    from common.cli import main_guard
 
     main_guard(lambda: main(sys.argv[1:]))

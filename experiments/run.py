@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
 
-from lab.cli import compose, main_guard  # noqa: E402
+from common.cli import compose, main_guard  # noqa: E402
 from lab.sweep.runner import EntryConfig, base_run_config, run_grid  # noqa: E402
 
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from common.errors import ConfigError
 from lab.config import ModelConfig
-from lab.errors import ConfigError
 from lab.model import ffn_hidden_size
 
 

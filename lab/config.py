@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from common.errors import ConfigError
 from corpora.config import CorpusConfig
-from lab.errors import ConfigError
 
 
 @dataclass

@@ -263,8 +263,8 @@ def evaluate_pairs_file(model: torch.nn.Module, tokenizer_path: str | Path, pair
 
 def load_corpus(corpus_dir: str | Path):
     """The prepared corpus a run trained on (tokenizer, special ids, optional pairs)."""
+    from common.errors import ConfigError
     from corpora.prepare import load_prepared
-    from lab.errors import ConfigError
 
     try:
         return load_prepared(Path(corpus_dir))
@@ -276,8 +276,8 @@ def load_corpus(corpus_dir: str | Path):
 
 def read_run_config(run_dir: Path) -> tuple:
     """(RunConfig, the config.json dict) as recorded by lab.runs.record_start."""
+    from common.errors import ConfigError
     from lab.config import run_config_from_dict
-    from lab.errors import ConfigError
 
     path = run_dir / "config.json"
     try:
@@ -312,8 +312,8 @@ def load_run_model(run_dir: str | Path, snapshot: str | None = None, *, require_
     """
     from safetensors.torch import load_file
 
+    from common.errors import ConfigError
     from lab import checkpoint
-    from lab.errors import ConfigError
     from lab.model import Llama
     from lab.runs import read_final
 
@@ -373,7 +373,7 @@ def load_pairs(source: str | Path) -> list[dict]:
     """Pairs from a .jsonl file, a directory of them (phenomenon defaults to the file stem), or
     a datasets hub id (every config of it, e.g. "nyu-mll/blimp"; needs internet: not tested
     offline). Bad input raises ConfigError("pairs", ...)."""
-    from lab.errors import ConfigError
+    from common.errors import ConfigError
 
     path = Path(source)
     try:
@@ -406,7 +406,7 @@ def load_hub_pairs(hub_id: str) -> list[dict]:
     """Every config of a BLiMP-format datasets repository (its "train" split, BLiMP's only one).
 
     Needs internet (or a populated datasets cache); the offline tests cannot exercise it."""
-    from lab.errors import ConfigError
+    from common.errors import ConfigError
 
     try:
         import datasets
@@ -477,7 +477,7 @@ class Scorable:
 def load_scorable(path: str | Path, snapshot: str | None = None, device: str | torch.device = "cpu") -> Scorable:
     """A run directory (our model, its corpus's tokenizer, the </s> context) or a Hugging Face
     folder (AutoModelForCausalLM in float32 + AutoTokenizer, whose bos token is the context)."""
-    from lab.errors import ConfigError
+    from common.errors import ConfigError
 
     path = Path(path)
     if not path.is_dir():
@@ -513,7 +513,7 @@ def evaluate_path(path: str | Path, pairs_source: str | Path, *, snapshot: str |
     """Score a run directory or HF folder on a pairs file / directory / hub id."""
     pairs = load_pairs(pairs_source)
     if not pairs:
-        from lab.errors import ConfigError
+        from common.errors import ConfigError
 
         raise ConfigError("pairs", f"{pairs_source} holds no pairs")
     device = device or default_device()
@@ -557,15 +557,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     quiet_transformers()
     if args.batch_size < 1:
-        from lab.errors import ConfigError
+        from common.errors import ConfigError
 
         raise ConfigError("batch_size", f"must be >= 1, got {args.batch_size}")
     if args.device not in (None, "cpu", "cuda"):
-        from lab.errors import ConfigError
+        from common.errors import ConfigError
 
         raise ConfigError("device", f"unknown device {args.device!r}; choose cpu or cuda")
     if args.device == "cuda" and not torch.cuda.is_available():
-        from lab.errors import ConfigError
+        from common.errors import ConfigError
 
         raise ConfigError("device", "cuda is not available here")
     scores = evaluate_path(args.model, args.pairs, snapshot=args.snapshot, device=args.device,
@@ -579,6 +579,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from lab.cli import main_guard
+    from common.cli import main_guard
 
     main_guard(main)

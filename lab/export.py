@@ -22,7 +22,7 @@ import os
 import shutil
 from pathlib import Path
 
-from lab.errors import ConfigError
+from common.errors import ConfigError
 
 # torch, transformers and lab.evaluate are imported where used: bad input fails in a blink.
 
@@ -126,8 +126,8 @@ def export_hf(run_dir: str | Path, out_dir: str | Path, snapshot: str | None = N
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if not run_dir.is_dir():
         raise ConfigError("run_dir", f"{run_dir} does not exist")
+    from common.files import fsync_path
     from lab import evaluate
-    from lab.checkpoint import fsync_path
 
     run = evaluate.load_run_model(run_dir, snapshot=snapshot)
     if out_dir.exists() and not _replaceable(out_dir):
@@ -187,7 +187,7 @@ def _replaceable(path: Path) -> bool:
 
 
 def _swap_in(tmp: Path, out_dir: Path) -> None:
-    from lab.checkpoint import fsync_path
+    from common.files import fsync_path
 
     old = None
     if out_dir.exists():
@@ -212,6 +212,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from lab.cli import main_guard
+    from common.cli import main_guard
 
     main_guard(main)

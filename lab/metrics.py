@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from lab.checkpoint import atomic_write_text
+from common.files import atomic_write_text
 
 
 class MetricsLog:

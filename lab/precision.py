@@ -58,7 +58,7 @@ def choose(device: str = "auto", precision: str = "auto") -> Precision:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        from lab.errors import ConfigError
+        from common.errors import ConfigError
 
         raise ConfigError("train.device", "cuda was asked for but torch sees no CUDA device")
     if precision != "auto":

@@ -13,8 +13,9 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from common.errors import RunLocked
+from common.files import atomic_write_text
 from corpora.prepare import content_key
-from lab.checkpoint import atomic_write_text
 from lab.config import RunConfig
 
 # Fields that change how a run is shown or stored, not what it computes.
@@ -90,10 +91,6 @@ def is_finished(run_dir: Path) -> bool:
 
 def write_json(path: Path, data: dict) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-class RunLocked(RuntimeError):
-    pass
 
 
 @contextmanager

@@ -7,10 +7,19 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from common.errors import RunLocked
 from lab.accounting import resolve_shape
 from lab.config import RunConfig, validate_run
-from lab.runs import (RunLocked, is_finished, read_final, record_start, run_id, run_lock,
-                      versions, code_version, write_json)
+from lab.runs import (
+    code_version,
+    is_finished,
+    read_final,
+    record_start,
+    run_id,
+    run_lock,
+    versions,
+    write_json,
+)
 
 
 def resolve(cfg: RunConfig) -> RunConfig:
@@ -36,7 +45,9 @@ def run_single(cfg: RunConfig, run_dir: Path | None = None, *, rank: int = 0, wo
         final = read_final(run_dir)
         log(f"{run_dir}: already finished ({final['status']}); nothing to do")
         return final
-    from corpora.prepare import prepare_corpus  # imported late: a bad config fails before this
+    from corpora.prepare import (
+        prepare_corpus,  # imported late: a bad config fails before this
+    )
 
     corpus = prepare_corpus(cfg.corpus, progress=rank == 0 and sys.stderr.isatty())
     from lab.trainer import train

@@ -14,16 +14,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.errors import ConfigError
 from lab import checkpoint
 from lab.accounting import describe
 from lab.config import RunConfig, TrainConfig
 from lab.data import WindowSampler, eval_batches, token_byte_lengths
-from lab.errors import ConfigError
 from lab.metrics import MetricsLog, Progress
 from lab.model import Llama
 from lab.precision import Precision, choose, cpu_has_native_bf16, peak_flops
 from lab.schedule import lr_at
-
 
 EVAL_LOGIT_ELEMENTS = 2 ** 28  # per validation forward (1 GiB of fp32 logits)
 

@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without install
 
-from lab.cli import compose, main_guard  # noqa: E402
-from lab.errors import ConfigError  # noqa: E402
+from common.cli import compose, main_guard  # noqa: E402
+from common.errors import ConfigError  # noqa: E402
 from lab.sweep.spec import SCALES  # noqa: E402
 
 PAPERS_DIR = Path(__file__).resolve().parent

@@ -19,7 +19,7 @@ from analysis import figures as analysis_figures
 from analysis.figure_style import figure_style, new_figure, save_figure
 from analysis.intervals import format_number
 from analysis.references import CHINCHILLA_PUBLISHED, EPOCH_REFIT, TOKENS_PER_PARAM_RULE
-from lab.errors import ConfigError
+from common.errors import ConfigError
 
 QUALITY_CMAP = "cividis"
 

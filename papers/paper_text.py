@@ -16,7 +16,7 @@ import re
 
 from analysis.intervals import format_number
 from analysis.references import CHINCHILLA_PUBLISHED, EPOCH_REFIT, TOKENS_PER_PARAM_RULE
-from lab.errors import ConfigError
+from common.errors import ConfigError
 
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 ESTIMATES = {"alpha": "alpha", "beta": "beta", "E": "E", "A": "A", "B": "B", "a": "params_exponent",

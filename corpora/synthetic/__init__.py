@@ -7,9 +7,17 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from lab.errors import ConfigError
-from corpora.synthetic.generate import (GENERATOR_REVISION, SPLITS, Document, StreamSpec, count_words,
-                                        defect_rates_tuple, generate_stream, resolve_workers)
+from common.errors import ConfigError
+from corpora.synthetic.generate import (
+    GENERATOR_REVISION,
+    SPLITS,
+    Document,
+    StreamSpec,
+    count_words,
+    defect_rates_tuple,
+    generate_stream,
+    resolve_workers,
+)
 from corpora.synthetic.pairs import minimal_pairs
 from corpora.synthetic.web import WEB_DEFECT_RATES
 

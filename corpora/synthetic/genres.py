@@ -9,7 +9,14 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from corpora.synthetic.grammar import PAST, PRESENT, Grammar, NounPhrase, conjugate, sentence
+from corpora.synthetic.grammar import (
+    PAST,
+    PRESENT,
+    Grammar,
+    NounPhrase,
+    conjugate,
+    sentence,
+)
 from corpora.synthetic.lexicon import Noun, article
 from corpora.synthetic.sampling import WeightedChoice
 from corpora.synthetic.world import Fact, Person, Species, Tool, Town, render_fact

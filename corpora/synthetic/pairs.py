@@ -11,9 +11,19 @@ from __future__ import annotations
 import random
 from typing import Callable
 
-from corpora.synthetic.grammar import (DEMONSTRATIVE_FLIP, FRAME_OBJECTS, PAST, PRESENT,
-                                       PLURAL_DEMONSTRATIVES, SINGULAR_DEMONSTRATIVES, Clause,
-                                       Grammar, NounPhrase, conjugate, sentence)
+from corpora.synthetic.grammar import (
+    DEMONSTRATIVE_FLIP,
+    FRAME_OBJECTS,
+    PAST,
+    PLURAL_DEMONSTRATIVES,
+    PRESENT,
+    SINGULAR_DEMONSTRATIVES,
+    Clause,
+    Grammar,
+    NounPhrase,
+    conjugate,
+    sentence,
+)
 from corpora.synthetic.lexicon import Lexicon, Noun, load_lexicon
 from corpora.synthetic.sampling import mix_seed, stable_code
 from corpora.synthetic.world import build_world

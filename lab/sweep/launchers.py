@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.errors import ConfigError
+from common.errors import ConfigError
 from lab.sweep.display import GridDisplay
 from lab.sweep.results import JOB_LOG_FILE, SUBMITIT_DIR
 

@@ -18,7 +18,7 @@ from lab.runs import write_json
 
 def _score(run: evaluate.RunModel, device: str | None, batch_size: int) -> dict | None:
     """Pair scores with the run's own corpus, or None when the corpus has no pairs."""
-    from lab.errors import ConfigError
+    from common.errors import ConfigError
 
     corpus_dir = evaluate.run_corpus_dir(run)
     if not corpus_dir:

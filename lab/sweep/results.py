@@ -5,7 +5,7 @@ import csv
 import io
 from pathlib import Path
 
-from lab.checkpoint import atomic_write_text
+from common.files import atomic_write_text
 from lab.runs import is_locked, read_final
 
 # Where submitit keeps a grid's job pickles and logs (unless launcher.folder moves them).
@@ -65,7 +65,11 @@ def collect(planned: list, run_dirs: list[Path]) -> list[dict]:
         if row["blimp_acc"] == "" and final.get("pairs") is not None:  # the worker's minimal-pair accuracy
             row["blimp_acc"] = final["pairs"]
         if not row["params"]:
-            from lab.accounting import non_embedding_params, total_params, training_flops
+            from lab.accounting import (
+                non_embedding_params,
+                total_params,
+                training_flops,
+            )
 
             row.update(params=total_params(cfg.model), non_embedding_params=non_embedding_params(cfg.model),
                        tokens=int(cfg.train.tokens), flops=training_flops(cfg.model, cfg.train.seq_len, cfg.train.tokens))

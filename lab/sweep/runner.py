@@ -15,13 +15,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.errors import ConfigError, RunLocked
 from corpora.prepare import read_manifest
 from lab.accounting import flops_per_token
 from lab.config import RunConfig
-from lab.errors import ConfigError
-from lab.runs import RunLocked, is_finished, is_locked, run_id, run_lock
+from lab.runs import is_finished, is_locked, run_id, run_lock
 from lab.sweep.display import GridDisplay
-from lab.sweep.launchers import LauncherConfig, run_local, run_submitit, validate_launcher
+from lab.sweep.launchers import (
+    LauncherConfig,
+    run_local,
+    run_submitit,
+    validate_launcher,
+)
 from lab.sweep.results import JOB_LOG_FILE, collect, summary_table, write_csv
 from lab.sweep.spec import GridConfig, expand
 from lab.sweep.worker import write_spec

@@ -15,8 +15,8 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
+from common.errors import ConfigError
 from lab.config import RunConfig
-from lab.errors import ConfigError
 
 KINDS = ("token_budget", "isoflop", "data_quality", "babylm")
 SCALES = ("smoke", "cpu", "gpu")

@@ -117,11 +117,10 @@ def build_submission(run_dir: Path, out: Path, *, grid: str, scale: str, track_c
                      axes: dict, extra_pairs: str | None = None, device: str | None = None,
                      log=print) -> dict:
     """Export + evaluate every snapshot and the final model of a finished run into `out`."""
+    from common.errors import ConfigError
     from lab.checkpoint import list_snapshots
-    from lab.errors import ConfigError
-    from lab.export import export_hf
-
     from lab.evaluate import quiet_transformers
+    from lab.export import export_hf
 
     quiet_transformers()
     run_dir = Path(run_dir)

@@ -11,9 +11,10 @@ import sys
 import traceback
 from pathlib import Path
 
+from common.errors import RunLocked
 from lab.config import RunConfig, run_config_from_dict
 from lab.distributed import process_group
-from lab.runs import RunLocked, write_json
+from lab.runs import write_json
 
 SPEC = "spec.json"
 

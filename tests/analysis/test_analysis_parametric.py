@@ -4,8 +4,13 @@ import pytest
 from scipy.optimize import approx_fprime, minimize, minimize_scalar
 
 from analysis.allocation import optimal_allocation
-from analysis.parametric import (EffectiveTokens, HuberLogLossObjective, fit_surface, huber,
-                                 published_initial_grid)
+from analysis.parametric import (
+    EffectiveTokens,
+    HuberLogLossObjective,
+    fit_surface,
+    huber,
+    published_initial_grid,
+)
 from analysis.surface import run_surface
 from analysis.synthetic import TrueSurface, as_table, isoflop_rows
 

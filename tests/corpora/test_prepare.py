@@ -9,14 +9,22 @@ import sys
 import numpy as np
 import pytest
 
-from corpora import prepare, tokenizer as bpe
+from common.errors import ConfigError
+from corpora import prepare
+from corpora import tokenizer as bpe
 from corpora.config import CorpusConfig
-from corpora.prepare import (REAL_TOKENIZER_WORDS, corpus_key, load_prepared, prepare_corpus,
-                             tokenizer_key, tokenizer_meta, verify)
+from corpora.prepare import (
+    REAL_TOKENIZER_WORDS,
+    corpus_key,
+    load_prepared,
+    prepare_corpus,
+    tokenizer_key,
+    tokenizer_meta,
+    verify,
+)
 from corpora.stats import corpus_stats, format_stats
 from corpora.synthetic import generate_documents
 from lab.config import RunConfig
-from lab.errors import ConfigError
 from lab.runs import run_id
 from tests.helpers import ROOT
 

@@ -2,7 +2,13 @@
 the synthetic corpus (thresholds set from measurements, with margin)."""
 import pytest
 
-from corpora.quality import DedupConfig, FilterConfig, apply_filters, clean_documents, deduplicate
+from corpora.quality import (
+    DedupConfig,
+    FilterConfig,
+    apply_filters,
+    clean_documents,
+    deduplicate,
+)
 from corpora.quality.evaluate import evaluate
 from corpora.quality.filters import RULES, Doc
 from corpora.synthetic import generate_documents

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from common.errors import ConfigError
 from corpora.config import CorpusConfig
 from corpora.sources import (
     BABYLM_LINES_PER_DOC,
@@ -19,7 +20,6 @@ from corpora.sources import (
     take_words,
     validate_source,
 )
-from lab.errors import ConfigError
 
 DOCS = [f"document {i} says {'word ' * (i % 7)}end" for i in range(200)]
 

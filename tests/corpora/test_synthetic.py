@@ -7,13 +7,18 @@ import re
 import numpy as np
 import pytest
 
-from corpora.synthetic import WEB_DEFECT_RATES, count_words, generate_documents, minimal_pairs
+from common.errors import ConfigError
+from corpora.synthetic import (
+    WEB_DEFECT_RATES,
+    count_words,
+    generate_documents,
+    minimal_pairs,
+)
 from corpora.synthetic.generate import NEAR_DUPLICATE_WINDOW
 from corpora.synthetic.grammar import PRESENT, Grammar
 from corpora.synthetic.lexicon import load_lexicon
 from corpora.synthetic.web import BOILERPLATE_LINES, SPAM_WORDS, TAG_PATTERN
 from corpora.synthetic.world import build_world, fact_sentence_table
-from lab.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ SMOKE_NAMES = [f"chck_{k}K" for k in range(1, 11)] + ["chck_20K", "main"]
 
 def _compose(args):
     sys.path.insert(0, str(ROOT / "experiments"))
+    from common.cli import compose
     from experiments.run import register
-    from lab.cli import compose
     from lab.sweep.runner import EntryConfig
 
     return compose("config", args, register, EntryConfig)
@@ -51,7 +51,7 @@ def test_checkpoint_names_and_schedules_at_scale_gpu():
 
 
 def test_epoch_cap_and_wrong_corpus_are_refused_before_compute(tmp_path):
-    from lab.errors import ConfigError
+    from common.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:
         _expand(["grid=babylm_strict", "scale=gpu", "train.words=1.5e9"])
@@ -197,9 +197,9 @@ def test_trainer_epoch_guard_counts_the_prepared_train_shard():
     corpus prepared short of the requested size cannot be trained past the cap."""
     import numpy as np
 
+    from common.errors import ConfigError
     from lab.config import TrainConfig
     from lab.data import WindowSampler
-    from lab.errors import ConfigError
     from lab.trainer import make_plan
 
     t = TrainConfig(words=100_000.0, tokens=100_000.0, batch_size=4, seq_len=32, max_epochs=10.0 * 1.01)
@@ -214,7 +214,7 @@ def test_trainer_epoch_guard_counts_the_prepared_train_shard():
 def test_a_word_budget_is_refused_by_token_grids():
     """train.words overrides every point's budget: a token grid silently trained one run per
     size, the same for every budget, and recorded them under different budgets."""
-    from lab.errors import ConfigError
+    from common.errors import ConfigError
 
     for grid in ("token_budget", "isoflop", "data_quality"):
         with pytest.raises(ConfigError) as info:
@@ -225,7 +225,7 @@ def test_a_word_budget_is_refused_by_token_grids():
 
 @pytest.mark.parametrize("name", ["", "x/../../y", "..", "a/b"])
 def test_a_grid_name_is_one_plain_directory_name(name):
-    from lab.errors import ConfigError
+    from common.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:
         _expand(["grid=token_budget", "scale=smoke", f"grid.name='{name}'"])
@@ -235,7 +235,7 @@ def test_a_grid_name_is_one_plain_directory_name(name):
 @pytest.mark.parametrize("budgets", ["[10]", "[100,5120]"])
 def test_a_token_budget_below_one_step_names_the_grid_field(budgets):
     """It blamed train.tokens (or, beside a larger budget, was silently dropped)."""
-    from lab.errors import ConfigError
+    from common.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:
         _expand(["grid=token_budget", "scale=smoke", f"grid.budgets={budgets}"])

@@ -144,8 +144,8 @@ def test_a_locked_run_is_left_to_its_owner(tmp_path, corpus_cache):
             f"out_dir={tmp_path / 'runs'}"]
     # Plan the grid (writes spec.json) without training: expand it in-process.
     sys.path.insert(0, str(ROOT / "experiments"))
+    from common.cli import compose
     from experiments.run import register
-    from lab.cli import compose
     from lab.runs import run_id
     from lab.sweep.runner import EntryConfig, base_run_config, grid_dir_of
     from lab.sweep.spec import expand
@@ -168,7 +168,7 @@ def test_a_stopped_grid_takes_its_workers_with_it(tmp_path, corpus_cache, sig):
     """SIGTERM (a scheduler, `timeout`) stops the workers as Ctrl-C does, and a SIGKILLed grid's
     workers follow it (PR_SET_PDEATHSIG): before, they trained on unsupervised, holding their runs'
     locks, and a rerun reported those runs as having no result."""
-    from lab.runs import RunLocked
+    from common.errors import RunLocked
 
     args = [*GRID, "grid.sizes=[3.0e4]", "grid.budgets=[2e6]", "train.max_epochs=1000",
             "launcher.workers=1", f"corpus.cache_dir={corpus_cache}", f"out_dir={tmp_path / 'runs'}"]
@@ -277,7 +277,7 @@ def test_a_run_without_result_says_whether_it_is_training_elsewhere_and_where_it
 
 
 def test_slurm_without_sbatch_is_refused_before_compute(tmp_path, monkeypatch):
-    from lab.errors import ConfigError
+    from common.errors import ConfigError
     from lab.sweep.launchers import LauncherConfig, validate_launcher
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here

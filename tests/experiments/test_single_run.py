@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from common.cli import compose
+from common.errors import ConfigError
 from experiments.run import register
-from lab.cli import compose
-from lab.errors import ConfigError
 from lab.sweep.runner import EntryConfig
 from tests.helpers import ROOT, TINY, run_entry
 
@@ -178,8 +178,8 @@ def test_compiled_training_matches_eager_and_keeps_the_run_id(tmp_path, corpus_c
 
 def test_a_run_held_by_another_process_is_one_line_and_exit_3(capsys):
     """Not a traceback: the run is being trained elsewhere (as the grid worker reports it)."""
-    from lab.cli import main_guard
-    from lab.runs import RunLocked
+    from common.cli import main_guard
+    from common.errors import RunLocked
 
     def held():
         raise RunLocked("runs/d128-x is being trained by another process")

@@ -5,10 +5,15 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from lab.accounting import (flops_per_token, non_embedding_params, shape_for_depth,
-                            shape_for_params, total_params)
+from common.errors import ConfigError
+from lab.accounting import (
+    flops_per_token,
+    non_embedding_params,
+    shape_for_depth,
+    shape_for_params,
+    total_params,
+)
 from lab.config import ModelConfig
-from lab.errors import ConfigError
 from lab.hf import to_hf_model
 from lab.model import Llama
 

@@ -3,7 +3,12 @@ import pytest
 import torch
 
 from lab import attention
-from lab.attention import BLOCKED_MAX_SEQ, blocked_attention, sdpa_attention, use_blocked_path
+from lab.attention import (
+    BLOCKED_MAX_SEQ,
+    blocked_attention,
+    sdpa_attention,
+    use_blocked_path,
+)
 from lab.config import ModelConfig
 from lab.model import Llama
 

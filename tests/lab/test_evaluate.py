@@ -7,7 +7,13 @@ import torch
 from torch import nn
 
 from lab.config import ModelConfig
-from lab.evaluate import encode_texts, evaluate_pairs_file, read_pairs, score_pairs, sentence_logprobs
+from lab.evaluate import (
+    encode_texts,
+    evaluate_pairs_file,
+    read_pairs,
+    score_pairs,
+    sentence_logprobs,
+)
 from lab.hf import to_hf_model
 from lab.model import Llama
 

@@ -10,19 +10,19 @@ import sys
 
 import pytest
 import torch
+from test_evaluate import EOS, _overfit, _pairs, make_tokenizer
 
+from common.errors import ConfigError
+from common.files import sha256_file
 from corpora.config import CorpusConfig
-from lab.checkpoint import sha256_file
 from lab import checkpoint
 from lab.config import ModelConfig, RunConfig, TrainConfig
-from lab.errors import ConfigError
 from lab.evaluate import load_run_model, score_pairs
-from lab.export import export_hf, main as export_main
+from lab.export import export_hf
+from lab.export import main as export_main
 from lab.model import Llama
 from lab.runs import read_final, write_json
 from lab.sweep.pairs import evaluate_run_pairs, evaluate_snapshot_pairs
-
-from test_evaluate import EOS, _overfit, _pairs, make_tokenizer
 
 STEPS = 7
 
@@ -157,7 +157,7 @@ def test_export_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         ([str(run_dir), str(tmp_path / "o3"), "--snapshot", "chck_9"], "error: snapshot: "),
         ([str(run_dir), str(tmp_path / "precious")], "error: out_dir: "),
     ]
-    from lab.cli import main_guard
+    from common.cli import main_guard
 
     for argv, prefix in cases:
         with pytest.raises(SystemExit) as exit_info:
@@ -248,7 +248,7 @@ def test_scorer_gives_the_same_answers_through_the_exported_hf_folder(tmp_path, 
 
 
 def test_evaluate_cli_table_directory_of_pairs_and_bad_input(tmp_path, capsys):
-    from lab.cli import main_guard
+    from common.cli import main_guard
     from lab.evaluate import main as evaluate_main
 
     run_dir, _, _ = make_run(tmp_path)

@@ -1,10 +1,11 @@
 """Precision is chosen from what the machine does natively, and a forced slow choice says so."""
 import math
+
 import pytest
 import torch
 
+from common.errors import ConfigError
 from lab import precision
-from lab.errors import ConfigError
 
 
 @pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])

@@ -71,7 +71,7 @@ def test_local_data_names_runs_by_content_not_location(tmp_path):
 def _claim_as_rank(rank: int, world: int, port: int, run_dir: str, outcomes) -> None:
     import torch.distributed as dist
 
-    from lab.runs import RunLocked
+    from common.errors import RunLocked
     from lab.single_run import claim_run
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))

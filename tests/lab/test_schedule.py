@@ -45,8 +45,8 @@ def test_a_half_warmup_step_rounds_up():
 def test_a_schedule_that_does_not_fit_the_run_is_refused(changes, field):
     import numpy as np
 
+    from common.errors import ConfigError
     from lab.data import WindowSampler
-    from lab.errors import ConfigError
     from lab.trainer import make_plan
 
     cfg = TrainConfig(tokens=100 * 4 * 8, batch_size=4, seq_len=8, **changes)

@@ -1,4 +1,4 @@
-"""The one error type for bad input: a field name and a reason, printed as one line."""
+"""The lab's error types and exit codes: bad input as one line, a run another process holds."""
 
 
 class ConfigError(ValueError):
@@ -14,4 +14,9 @@ class ConfigError(ValueError):
         super().__init__(f"{field}: {reason}")
 
 
+class RunLocked(RuntimeError):
+    """Another live process holds the run's lock (it is training the run): nothing to do here."""
+
+
 EXIT_BAD_INPUT = 2
+EXIT_RUN_LOCKED = 3  # the entry points' and the grid worker's code for RunLocked

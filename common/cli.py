@@ -5,10 +5,7 @@ import sys
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from lab.errors import EXIT_BAD_INPUT, ConfigError
-from lab.runs import RunLocked
-
-EXIT_RUN_LOCKED = 3  # the grid worker's code for the same case
+from common.errors import EXIT_BAD_INPUT, EXIT_RUN_LOCKED, ConfigError, RunLocked
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "experiments" / "conf"
 T = TypeVar("T")
@@ -28,7 +25,8 @@ def _hydra_reason(exc: BaseException) -> str:
 
 def compose(config_name: str, overrides: list[str], register: Callable[[], None], schema: type[T]) -> T:
     """Compose experiments/conf/<config_name>.yaml with overrides into a typed `schema` object."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
