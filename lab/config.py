@@ -5,8 +5,7 @@ ever sees the plain, validated objects returned by ``to_run_config``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 from common.errors import ConfigError
 from corpora.config import CorpusConfig
@@ -100,10 +99,6 @@ class RunConfig:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     # A label for progress lines only; the run's directory is always its id (lab.runs.run_id).
     name: str | None = None
-
-
-def to_dict(cfg: Any) -> dict:
-    return asdict(cfg)
 
 
 def _require(condition: bool, field_name: str, reason: str) -> None:

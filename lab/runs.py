@@ -21,13 +21,10 @@ from lab.config import RunConfig
 # Fields that change how a run is shown or stored, not what it computes.
 _NOT_IDENTITY = {("out_dir",), ("name",), ("train", "progress"), ("train", "log_every"),
                  ("train", "checkpoint_every"), ("train", "keep_checkpoints"), ("train", "threads"),
+                 # Validation reads the model and changes nothing in it.
+                 ("train", "eval_every"),
                  # Compiled and eager training compute the same thing (to rounding).
                  ("train", "compile")}
-
-
-# Fields that change nothing in the result but were once part of every id: held at the value
-# all earlier runs had, so their ids (and so their directories) stay the same.
-_HELD = {("train", "eval_every"): 0}  # validation reads the model, changes nothing in it
 
 
 def identity(cfg: RunConfig) -> dict:
@@ -37,8 +34,6 @@ def identity(cfg: RunConfig) -> dict:
         for key in path[:-1]:
             node = node[key]
         node.pop(path[-1], None)
-    for (section, key), value in _HELD.items():
-        d[section][key] = value
     # The corpus enters as its key alone: it covers the corpus config and what can change under
     # the same config (local files edited in place, the generator's text, the tokenizer, the shard
     # format), local data by content, not location, so such a run is a new run, not a finished one.
