@@ -47,7 +47,7 @@ def test_a_schedule_that_does_not_fit_the_run_is_refused(changes, field):
 
     from common.errors import ConfigError
     from lab.data import WindowSampler
-    from lab.trainer import make_plan
+    from lab.plan import make_plan
 
     cfg = TrainConfig(tokens=100 * 4 * 8, batch_size=4, seq_len=8, **changes)
     sampler = WindowSampler(np.zeros(100_000, dtype=np.uint16), cfg.seq_len, 0)

@@ -9,7 +9,8 @@ from lab.config import ModelConfig, TrainConfig
 from lab.data import WindowSampler
 from lab.model import Llama
 from lab.precision import choose
-from lab.trainer import build_optimizer, make_plan, train_step
+from lab.plan import make_plan
+from lab.torch_backend import build_optimizer, train_step
 
 
 def _setup():
@@ -39,33 +40,34 @@ def test_an_overflowing_gradient_is_reported_and_not_applied():
 
 
 def test_validation_caps_rows_per_forward_and_gives_the_same_loss(monkeypatch):
-    from lab import trainer
+    from lab import torch_backend
 
     model, t, sampler, plan, optimizer, precision = _setup()
     tokens = sampler.tokens[:1000]
     byte_lengths = np.ones(64, dtype=np.int64)
-    whole = trainer.evaluate(model, tokens, byte_lengths, t, precision)
+    whole = torch_backend.evaluate(model, tokens, byte_lengths, t, precision)
     seen = []
-    original = trainer.eval_batches
+    original = torch_backend.eval_batches
 
     def recording(*args):
         for x, y in original(*args):
             seen.append(x.shape[0])
             yield x, y
 
-    monkeypatch.setattr(trainer, "eval_batches", recording)
-    monkeypatch.setattr(trainer, "EVAL_LOGIT_ELEMENTS", 2 * t.seq_len * 64)  # two rows of logits
-    capped = trainer.evaluate(model, tokens, byte_lengths, t, precision)
+    monkeypatch.setattr(torch_backend, "eval_batches", recording)
+    monkeypatch.setattr(torch_backend, "EVAL_LOGIT_ELEMENTS", 2 * t.seq_len * 64)  # two rows of logits
+    capped = torch_backend.evaluate(model, tokens, byte_lengths, t, precision)
     assert max(seen) == 2 and capped["tokens"] == whole["tokens"]
     assert capped["loss"] == pytest.approx(whole["loss"], rel=1e-6)
 
 
-def test_a_snapshot_is_due_at_its_step_only(tmp_path):
+def test_a_snapshot_is_due_at_the_step_its_count_is_reached():
     # Taken later under its name it would hold more training than the name says (chck_1M).
-    from lab.trainer import snapshots_due
+    from lab.plan import snapshot_steps
 
     model, t, sampler, plan, optimizer, precision = _setup()
-    t = TrainConfig(**{**t.__dict__, "snapshots": {"s1": 2 * plan.tokens_per_step}})
-    assert [snapshots_due(t, plan, done, tmp_path, 1.0) for done in (1, 2, 3)] == [[], ["s1"], []]
-    (tmp_path / "snapshots" / "s1").mkdir(parents=True)
-    assert snapshots_due(t, plan, 2, tmp_path, 1.0) == []
+    counts = {"s1": 2 * plan.tokens_per_step, "s1b": 2 * plan.tokens_per_step - 1, "past": 10 * plan.tokens_per_step}
+    t = TrainConfig(**{**t.__dict__, "snapshots": counts})
+    assert snapshot_steps(t, plan, 1.0) == {"s1": 2, "s1b": 2, "past": plan.steps}
+    words = TrainConfig(**{**t.__dict__, "tokens": None, "words": 100.0, "snapshots": {"w": 32}})
+    assert snapshot_steps(words, plan, 2.0) == {"w": 1}  # 32 words = 64 tokens, one step of 64
