@@ -1,28 +1,72 @@
-"""The report's figures. Each function draws one figure from fitted results and saves PNG, PDF and
-a JSON of exactly the numbers plotted (with the run ids behind them); see analysis.figure_style.
-
-Bands are the pointwise 2.5-97.5 percentiles of the bootstrap replicates.
+"""The report's figures, one function each, saved as byte-identical PNG and PDF files beside a JSON
+of exactly the numbers plotted and the run ids behind them.
 """
 from __future__ import annotations
 
+import json
+from contextlib import contextmanager
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
 
-from analysis.allocation import optimal_allocation, optimal_loss
-from analysis.allocation_laws import AllocationLawResult
-from analysis.curves import RunCurve
-from analysis.figure_style import figure_style, new_figure, save_figure
-from analysis.isoflop import IsoflopResult
-from analysis.parametric import HUBER_DELTA
+from analysis.approach1 import AllocationLawResult
+from analysis.approach2 import IsoflopResult
+from analysis.approach3 import SurfaceResult
+from analysis.approach3_core import HUBER_DELTA, optimal_allocation, optimal_loss
+from analysis.intervals import plain_json
 from analysis.pipeline import LevelFits
 from analysis.quality import QualityResult
 from analysis.references import CHINCHILLA_PUBLISHED, EPOCH_REFIT, TOKENS_PER_PARAM_RULE
-from analysis.surface import SurfaceResult
-from analysis.table import RunTable
+from analysis.table import RunCurve, RunTable
+
+# Determinism: no pyplot and no global backend; figures are plain Figure objects rendered by Agg
+# (PNG) and the PDF backend under a temporary rc context that fixes the font, the SVG hash salt and
+# the sizes, and the file metadata carry no timestamps or software strings.
+STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 7.5,
+    "legend.framealpha": 0.9,
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "svg.hashsalt": "lab-analysis",
+    "svg.fonttype": "path",
+    "pdf.fonttype": 42,
+    "savefig.dpi": 150,
+    "figure.dpi": 100,
+}
+PNG_METADATA = {"Software": None}
+PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
+
+
+@contextmanager
+def figure_style():
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+def new_figure(width: float = 6.4, height: float = 4.4, columns: int = 1) -> tuple[Figure, list]:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    axes = [figure.add_subplot(1, columns, i + 1) for i in range(columns)]
+    return figure, axes
+
+
+def save_figure(figure: Figure, directory: Path, name: str, data: dict) -> list[Path]:
+    """Write name.png, name.pdf and name.json (the exact numbers plotted and the runs behind them)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    png, pdf, numbers = (directory / f"{name}.{suffix}" for suffix in ("png", "pdf", "json"))
+    figure.savefig(png, metadata=PNG_METADATA)
+    figure.savefig(pdf, metadata=PDF_METADATA)
+    numbers.write_text(json.dumps(plain_json(data), indent=1, allow_nan=False) + "\n")
+    return [png, pdf, numbers]
+
 
 LOSS_LABEL = "final validation loss (nats/token)"
 COMPUTE_LABEL = "training compute C (FLOPs)"
@@ -34,7 +78,7 @@ REFERENCE_STYLES = {"Chinchilla (Hoffmann 2022)": ("black", "--"), "Epoch refit 
 
 
 def _band(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pointwise 95% band over replicate rows (NaN rows, failed refits, are ignored)."""
+    """Pointwise 95% band (2.5-97.5 percentiles) over replicate rows; NaN rows (failed refits) ignored."""
     samples = samples[~np.isnan(samples).any(axis=1)]
     if len(samples) == 0:
         return np.full(samples.shape[1], np.nan), np.full(samples.shape[1], np.nan)

@@ -13,12 +13,10 @@ import argparse
 import json
 import sys
 
-from analysis.insufficient import InsufficientData
+from analysis.approach3 import SurfaceOptions
 from analysis.pipeline import APPROACHES, FitRequest, TableFits, fit_table
-from analysis.serialize import fits_to_json
-from analysis.summary import summary_lines
-from analysis.surface import SurfaceOptions
-from analysis.table import PARAMS_COLUMNS, read_table
+from analysis.report_text import fits_to_json, summary_lines
+from analysis.table import PARAMS_COLUMNS, InsufficientData, read_table
 from common.errors import EXIT_BAD_INPUT, ConfigError
 
 

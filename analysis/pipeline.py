@@ -9,13 +9,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis.allocation_laws import AllocationLawResult
-from analysis.envelope import run_envelope
-from analysis.insufficient import InsufficientData
-from analysis.isoflop import IsoflopResult, run_isoflop
+from analysis.approach1 import AllocationLawResult, run_envelope
+from analysis.approach2 import IsoflopResult, run_isoflop
+from analysis.approach3 import SurfaceOptions, SurfaceResult, run_surface
 from analysis.quality import QualityResult, level_stream, run_quality
-from analysis.surface import SurfaceOptions, SurfaceResult, run_surface
-from analysis.table import LoadedTable, RunTable
+from analysis.table import InsufficientData, LoadedTable, RunTable
 
 APPROACHES = (1, 2, 3)
 

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from analysis.allocation import optimal_allocation
-from analysis.insufficient import InsufficientData
+from analysis.approach3 import SurfaceOptions, SurfaceResult, run_surface
+from analysis.approach3_core import optimal_allocation
 from analysis.intervals import Estimate, percentile_estimate
-from analysis.surface import SurfaceOptions, SurfaceResult, run_surface
-from analysis.table import RunTable
+from analysis.table import InsufficientData, RunTable
 
 
 @dataclass(frozen=True)

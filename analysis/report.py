@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from analysis import figures, report_markdown
-from analysis.curves import read_curves
-from analysis.insufficient import InsufficientData
+from analysis import figures, report_text
 from analysis.pipeline import FitRequest, LevelFits, TableFits, fit_table
-from analysis.serialize import fits_to_json
-from analysis.summary import law_lines
-from analysis.table import LoadedTable, read_table
+from analysis.table import InsufficientData, LoadedTable, read_curves, read_table
 from common.errors import EXIT_BAD_INPUT, ConfigError
 
 
@@ -31,6 +28,25 @@ def _say(note: str, notes: list[str]) -> None:
     """Skips are printed as they happen and collected for the report's Notes section."""
     print(f"note: {note}")
     notes.append(note)
+
+
+def _fit(table: LoadedTable, bootstrap: int, seed: int, notes: list[str]) -> TableFits | None:
+    """Every fit the table supports (None when it supports none), each skip said as a note."""
+    try:
+        fits = fit_table(table, FitRequest(n_boot=bootstrap, seed=seed))
+    except InsufficientData as reason:
+        if table.exclusion_note():
+            _say(table.exclusion_note(), notes)
+        _say(f"no fits: {reason}", notes)
+        return None
+    for note in fits.notes:
+        _say(note, notes)
+    for level in fits.levels:
+        for approach, reason in sorted(level.skipped.items()):
+            _say(f"[{level.label}] approach {approach} skipped: {reason}", notes)
+    if fits.quality_skipped:
+        _say(f"quality analysis skipped: {fits.quality_skipped}", notes)
+    return fits
 
 
 def _level_figures(level: LevelFits, suffix: str, curves, directory: Path, notes: list[str]) -> dict[str, str]:
@@ -58,23 +74,58 @@ def _level_figures(level: LevelFits, suffix: str, curves, directory: Path, notes
     return made
 
 
+def _figures(grid_dir: Path, table: LoadedTable, fits: TableFits | None, directory: Path,
+             notes: list[str]) -> tuple[list[dict[str, str]], dict[str, str | None]]:
+    """Every figure the runs support: per quality level, and the grid-wide ones (loss curves,
+    quality, BLiMP) by title; paths relative to the report directory."""
+    curves, curve_notes = read_curves(grid_dir, table.runs)
+    for note in curve_notes:
+        _say(note, notes)
+    extra_figures: dict[str, str | None] = {}
+    if curves:
+        extra_figures["loss curves"] = f"figures/{figures.plot_loss_curves(curves, directory)[0].name}"
+    else:
+        _say("figure loss_curves skipped: no run has a metrics.jsonl", notes)
+    level_figures = []
+    if fits is not None:
+        many_levels = len(fits.levels) > 1
+        for level in fits.levels:
+            suffix = f"_q{level.quality:g}" if many_levels else ""
+            level_figures.append(_level_figures(level, suffix, curves, directory, notes))
+        if fits.quality is not None:
+            graded = table.runs.subset(~np.isnan(table.runs.quality))
+            extra_figures["quality"] = f"figures/{figures.plot_quality(fits.quality, graded, directory)[0].name}"
+    if np.any(~np.isnan(table.runs.blimp_acc)):
+        extra_figures["BLiMP"] = f"figures/{figures.plot_blimp(table.runs, directory)[0].name}"
+    return level_figures, extra_figures
+
+
 def _markdown(fits: TableFits | None, table: LoadedTable, grid_dir: Path, n_boot: int, seed: int,
               notes: list[str], level_figures: list[dict[str, str]], extra_figures: dict[str, str | None]
               ) -> str:
-    lines = report_markdown.header(fits, table, grid_dir.name, n_boot, seed)
+    lines = report_text.report_header(fits, table, grid_dir.name, n_boot, seed)
     lines += ["## Notes", ""] + ([f"- {note}" for note in notes] or ["- none"]) + [""]
     if extra_figures.get("loss curves"):
         lines += ["## Loss curves", "", f"![loss curves]({extra_figures['loss curves']})", ""]
     if fits is not None:
         for level, made in zip(fits.levels, level_figures):
-            lines += report_markdown.level_section(level, fits.budget, made)
+            lines += report_text.level_section(level, fits.budget, made)
         if fits.quality is not None:
-            lines += report_markdown.quality_section(fits.quality, extra_figures.get("quality"))
+            lines += report_text.quality_section(fits.quality, extra_figures.get("quality"))
     if extra_figures.get("BLiMP"):
         lines += ["## BLiMP-style accuracy", "", f"![BLiMP]({extra_figures['BLiMP']})", ""]
-    lines += ["## Runs", ""] + report_markdown.runs_table(table) + [""]
-    lines += report_markdown.references_section()
+    lines += ["## Runs", ""] + report_text.runs_table(table) + [""]
+    lines += report_text.references_section()
     return "\n".join(lines)
+
+
+def _print_summary(fits: TableFits | None, report_dir: Path, level_figures: list[dict[str, str]],
+                   extra_figures: dict[str, str | None]) -> None:
+    if fits is not None:
+        print("fitted law (95% bootstrap intervals; every number in report.md and fits.json):")
+        print("\n".join("  " + line for line in report_text.law_lines(fits)))
+    made = [path for figs in level_figures for path in figs.values()] + [p for p in extra_figures.values() if p]
+    print("figures:" + "".join(f"\n  {report_dir / path}" for path in made))
 
 
 def write_report(grid_dir: Path, *, bootstrap: int = 200, seed: int = 0) -> Path:
@@ -85,58 +136,28 @@ def write_report(grid_dir: Path, *, bootstrap: int = 200, seed: int = 0) -> Path
     """
     grid_dir = Path(grid_dir)
     report_dir = grid_dir / "report"
-    figure_dir = report_dir / "figures"
     # Named relative to the grid so that a moved or copied grid rebuilds byte-identical files.
     table = replace(read_table(grid_dir / "results.csv"), source="results.csv")
     notes: list[str] = []
-    fits: TableFits | None = None
-    try:
-        fits = fit_table(table, FitRequest(n_boot=bootstrap, seed=seed))
-    except InsufficientData as reason:
-        if table.exclusion_note():
-            _say(table.exclusion_note(), notes)
-        _say(f"no fits: {reason}", notes)
-    if fits is not None:
-        for note in fits.notes:
-            _say(note, notes)
-        for level in fits.levels:
-            for approach, reason in sorted(level.skipped.items()):
-                _say(f"[{level.label}] approach {approach} skipped: {reason}", notes)
-        if fits.quality_skipped:
-            _say(f"quality analysis skipped: {fits.quality_skipped}", notes)
-
-    curves, curve_notes = read_curves(grid_dir, table.runs)
-    for note in curve_notes:
-        _say(note, notes)
-    extra_figures: dict[str, str | None] = {}
-    if curves:
-        extra_figures["loss curves"] = f"figures/{figures.plot_loss_curves(curves, figure_dir)[0].name}"
-    else:
-        _say("figure loss_curves skipped: no run has a metrics.jsonl", notes)
-
-    level_figures = []
-    if fits is not None:
-        many_levels = len(fits.levels) > 1
-        for level in fits.levels:
-            suffix = f"_q{level.quality:g}" if many_levels else ""
-            level_figures.append(_level_figures(level, suffix, curves, figure_dir, notes))
-        if fits.quality is not None:
-            graded = table.runs.subset(~np.isnan(table.runs.quality))
-            extra_figures["quality"] = f"figures/{figures.plot_quality(fits.quality, graded, figure_dir)[0].name}"
-    if np.any(~np.isnan(table.runs.blimp_acc)):
-        extra_figures["BLiMP"] = f"figures/{figures.plot_blimp(table.runs, figure_dir)[0].name}"
-
+    fits = _fit(table, bootstrap, seed, notes)
+    level_figures, extra_figures = _figures(grid_dir, table, fits, report_dir / "figures", notes)
     report_dir.mkdir(parents=True, exist_ok=True)
     if fits is not None:
-        (report_dir / "fits.json").write_text(json.dumps(fits_to_json(fits), indent=1) + "\n")
+        (report_dir / "fits.json").write_text(json.dumps(report_text.fits_to_json(fits), indent=1) + "\n")
     report = report_dir / "report.md"
     report.write_text(_markdown(fits, table, grid_dir, bootstrap, seed, notes, level_figures, extra_figures))
-    if fits is not None:
-        print("fitted law (95% bootstrap intervals; every number in report.md and fits.json):")
-        print("\n".join("  " + line for line in law_lines(fits)))
-    made = [path for figs in level_figures for path in figs.values()] + [p for p in extra_figures.values() if p]
-    print("figures:" + "".join(f"\n  {report_dir / path}" for path in made))
+    _print_summary(fits, report_dir, level_figures, extra_figures)
     return report
+
+
+def copy_headline(report_dir: Path, target: Path) -> None:
+    """The allocation figure (ours beside Chinchilla's and Epoch's laws) answers the lab's question
+    in one picture; with several quality levels, the highest level's."""
+    candidates = sorted((report_dir / "figures").glob("allocation*.png"))
+    if not candidates:
+        raise ConfigError("headline", f"{report_dir} has no allocation figure (no fit of approach 1, 2 or 3)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(candidates[-1], target)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("grid_dir", type=Path)
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--headline", type=Path, metavar="PNG",
+                        help="also copy the compute-optimal allocation figure here (the README's picture)")
     args = parser.parse_args(argv)
     try:
         if args.bootstrap < 0:
@@ -151,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.grid_dir.is_dir():
             raise ConfigError("grid_dir", f"no such directory: {args.grid_dir}")
         path = write_report(args.grid_dir, bootstrap=args.bootstrap, seed=args.seed)
+        if args.headline is not None:
+            copy_headline(path.parent, args.headline)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.allocation import FLOPS_PER_PARAM_TOKEN, optimal_allocation
-from analysis.table import LoadedTable, table_from_rows
+from analysis.approach3_core import optimal_allocation
+from analysis.table import FLOPS_PER_PARAM_TOKEN, LoadedTable, table_from_rows
 
 RESULTS_COLUMNS = ("run_id", "status", "params", "non_embedding_params", "tokens", "flops", "quality",
                    "corpus", "epochs", "final_train_loss", "final_val_loss", "wall_s")
@@ -37,7 +37,7 @@ class TrueSurface:
 
     def effective_tokens(self, tokens, quality=1.0, epochs=1.0) -> np.ndarray:
         epochs = np.asarray(epochs, dtype=float)
-        # Below one epoch every token is new: D' = D (as analysis.surface.build_tokens).
+        # Below one epoch every token is new: D' = D (as analysis.approach3.build_tokens).
         unique = tokens / np.maximum(epochs, 1.0)
         repeats = np.maximum(epochs - 1.0, 0.0)
         repeated = unique * (1.0 + self.repeat_decay * (1.0 - np.exp(-repeats / self.repeat_decay)))

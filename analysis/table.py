@@ -1,20 +1,21 @@
-"""Reading a table of runs (CSV) into typed arrays, and setting aside the runs a fit must not use.
-
-Only rows with status "done" (or no status column) and a finite positive loss, size and token
-count enter the fits; every other row is kept as an ``ExcludedRun`` with its reason so that the
-entry points can say what was left out.
+"""What the fits read: a table of runs (CSV) as typed arrays with the runs a fit must not use set
+aside, each run's loss curve from its run directory, and the exception a fit raises on too little.
 """
 from __future__ import annotations
 
 import csv
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from analysis.allocation import FLOPS_PER_PARAM_TOKEN
 from common.errors import ConfigError
+
+# Training FLOPs per parameter per token, the 6 of C = 6 N D: the fallback where a table has no
+# flops column, and the constraint of Approach 3's allocation.
+FLOPS_PER_PARAM_TOKEN = 6.0
 
 # The grid runner writes final_val_loss; hand-made tables may just call it loss.
 LOSS_COLUMNS = ("final_val_loss", "loss")
@@ -22,6 +23,10 @@ PARAMS_COLUMNS = ("params", "non_embedding_params")
 # The isoflop grid's nominal compute budget C, as lab/sweep/results.py names it in results.csv.
 BUDGET_COLUMN = "compute_budget"
 DONE = "done"
+
+
+class InsufficientData(Exception):
+    """Raised by a fit whose data are too few or of the wrong shape; callers skip it with the reason."""
 
 
 @dataclass(frozen=True)
@@ -38,8 +43,8 @@ class RunTable:
     quality: np.ndarray
     # Passes over the unique tokens; 1 when not recorded.
     epochs: np.ndarray
-    # The grid's nominal compute budget of each run (column BUDGET_COLUMN); NaN where not recorded.
-    flops_budget: np.ndarray
+    # The grid's nominal compute budget C of each run (column BUDGET_COLUMN); NaN where not recorded.
+    compute_budget: np.ndarray
     blimp_acc: np.ndarray
 
     def __len__(self) -> int:
@@ -63,7 +68,13 @@ class RunTable:
         return bool(np.any(self.epochs > 1.0))
 
 
-_ARRAY_FIELDS = ("params", "tokens", "flops", "loss", "quality", "epochs", "flops_budget", "blimp_acc")
+_ARRAY_FIELDS = ("params", "tokens", "flops", "loss", "quality", "epochs", "compute_budget", "blimp_acc")
+
+
+def concat_runs(tables: list[RunTable]) -> RunTable:
+    """The runs of several tables as one (e.g. to pick one reference compute for all of them)."""
+    return RunTable(run_ids=tuple(r for t in tables for r in t.run_ids),
+                    **{name: np.concatenate([getattr(t, name) for t in tables]) for name in _ARRAY_FIELDS})
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,9 @@ def read_table(path: str | Path, params_column: str = "params") -> LoadedTable:
 
 def table_from_rows(rows: list[dict[str, str]], header: list[str], *, source: str,
                     params_column: str = "params") -> LoadedTable:
+    """Only rows with status "done" (or no status column) and a finite positive loss, size and token
+    count enter the fits; every other row is kept as an ``ExcludedRun`` with its reason so that the
+    entry points can say what was left out."""
     if params_column not in PARAMS_COLUMNS:
         raise ConfigError("params_column", f"must be one of {', '.join(PARAMS_COLUMNS)}")
     loss_column = next((name for name in LOSS_COLUMNS if name in header), None)
@@ -133,7 +147,7 @@ def table_from_rows(rows: list[dict[str, str]], header: list[str], *, source: st
     epochs = np.where(np.isfinite(epochs) & (epochs > 0), epochs, 1.0)
     everything = RunTable(run_ids=run_ids, params=params, tokens=tokens, flops=flops, loss=loss,
                           quality=column("quality"), epochs=epochs,
-                          flops_budget=column(BUDGET_COLUMN), blimp_acc=column("blimp_acc"))
+                          compute_budget=column(BUDGET_COLUMN), blimp_acc=column("blimp_acc"))
 
     keep, excluded = [], []
     for i, (run_id, status) in enumerate(zip(run_ids, statuses)):
@@ -166,3 +180,68 @@ def _parse_number(text: str | None, column: str, source: str) -> float:
         return float(text)
     except ValueError:
         raise ConfigError("table", f"{source}: column {column} has a non-number {text!r}") from None
+
+
+@dataclass(frozen=True)
+class RunCurve:
+    """One run's loss curve from ``runs/<run_id>/metrics.jsonl``."""
+
+    run_id: str
+    params: float
+    flops_per_token: float
+    # Training loss at each logged step, against tokens seen.
+    tokens: np.ndarray
+    loss: np.ndarray
+    # Validation loss on eval steps, ending with the run's final one (from the results table).
+    val_tokens: np.ndarray
+    val_loss: np.ndarray
+
+
+def read_curves(grid_dir: Path, runs: RunTable) -> tuple[list[RunCurve], list[str]]:
+    """The curve of every run in the table that has one; a note for each that does not."""
+    curves, missing = [], []
+    for i, run_id in enumerate(runs.run_ids):
+        path = Path(grid_dir) / "runs" / run_id / "metrics.jsonl"
+        curve = _read_curve(path, runs, i) if path.is_file() else None
+        if curve is None:
+            missing.append(run_id)
+        else:
+            curves.append(curve)
+    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    notes = [f"no loss curve for {len(missing)} of {len(runs)} runs: {shown}"] if missing else []
+    return curves, notes
+
+
+def _read_curve(path: Path, runs: RunTable, i: int) -> RunCurve | None:
+    records = _json_lines(path)
+    logged = [r for r in records if _finite(r.get("tokens")) and _finite(r.get("loss"))]
+    if not logged:
+        return None
+    evaluated = [r for r in records if _finite(r.get("tokens")) and _finite(r.get("val_loss"))]
+    val_tokens = [float(r["tokens"]) for r in evaluated]
+    val_loss = [float(r["val_loss"]) for r in evaluated]
+    # metrics.jsonl has periodic evaluations only; the final one lives in final.json and
+    # the results table, and is the point every fit uses, so the curve ends on it.
+    final_tokens, final_loss = float(runs.tokens[i]), float(runs.loss[i])
+    if np.isfinite(final_loss) and (not val_tokens or val_tokens[-1] < final_tokens):
+        val_tokens.append(final_tokens)
+        val_loss.append(final_loss)
+    return RunCurve(run_id=runs.run_ids[i], params=float(runs.params[i]),
+                    flops_per_token=float(runs.flops[i] / runs.tokens[i]),
+                    tokens=np.array([r["tokens"] for r in logged], dtype=float),
+                    loss=np.array([r["loss"] for r in logged], dtype=float),
+                    val_tokens=np.array(val_tokens), val_loss=np.array(val_loss))
+
+
+def _json_lines(path: Path) -> list[dict]:
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash mid-write carries nothing usable
+    return records
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and np.isfinite(value)

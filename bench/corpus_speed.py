@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from corpora.config import CorpusConfig  # noqa: E402
-from corpora.prepare import ensure_tokenizer  # noqa: E402
-from corpora.synthetic import generate_documents  # noqa: E402
 from corpora import tokenizer as bpe  # noqa: E402
+from corpora.config import CorpusConfig  # noqa: E402
+from corpora.synthetic import generate_documents  # noqa: E402
+from corpora.tokenizer_cache import ensure_tokenizer  # noqa: E402
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Published procedure (Hoffmann et al. 2022 as replicated by Besiroglu et al. 2024): L-BFGS from
 each of the 4,500 grid initialisations, one start at a time, gradients by finite differences,
-keep the lowest summed Huber objective. Ours (analysis.parametric): the same grid scored in one
+keep the lowest summed Huber objective. Ours (analysis.approach3_core): the same grid scored in one
 vectorised pass, the best few starts polished with analytic-gradient L-BFGS, then 1,000 bootstrap
 refits warm-started from the optimum. Both use the same objective and the same L-BFGS tolerances.
 
@@ -24,10 +24,9 @@ from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.parametric import (DEFAULT_POLISHED_STARTS, HUBER_DELTA, LBFGS_OPTIONS,  # noqa: E402
-                                 EffectiveTokens, HuberLogLossObjective, bootstrap_surfaces,
-                                 fit_surface, published_initial_grid)
-from analysis.blas_threads import single_threaded_blas  # noqa: E402
+from analysis.approach3_core import (DEFAULT_POLISHED_STARTS, HUBER_DELTA, LBFGS_OPTIONS,  # noqa: E402
+                                     EffectiveTokens, HuberLogLossObjective, bootstrap_surfaces,
+                                     fit_surface, published_initial_grid, single_threaded_blas)
 from analysis.intervals import resample_counts  # noqa: E402
 from analysis.synthetic import TrueSurface, isoflop_rows  # noqa: E402
 
@@ -50,7 +49,7 @@ def published_procedure(objective: HuberLogLossObjective, starts: np.ndarray) ->
     """One L-BFGS per start with finite-difference gradients; the lowest objective wins.
 
     The objective is written out again here (plain numpy, value only) rather than borrowed from
-    analysis.parametric, so the baseline pays for no gradient and checks our objective too.
+    analysis.approach3_core, so the baseline pays for no gradient and checks our objective too.
     """
     log_params, log_tokens = objective.log_params, objective.tokens.log_base_tokens
     log_loss = objective.log_loss

@@ -30,7 +30,7 @@ from lab.config import ModelConfig, TrainConfig  # noqa: E402
 from lab.hf import to_hf_model  # noqa: E402
 from lab.model import Llama  # noqa: E402
 from lab.precision import choose  # noqa: E402
-from lab.trainer import build_optimizer  # noqa: E402
+from lab.torch_backend import build_optimizer  # noqa: E402
 
 SHAPE = dict(d_model=128, n_layers=4, n_heads=4, n_kv_heads=2, vocab_size=4096)
 BATCH, SEQ = 16, 256

@@ -1,7 +1,8 @@
 """Registry and readers of real text corpora: BabyLM, TinyStories, FineWeb(-Edu), Cosmopedia, C4, local files.
 
-Everything here yields plain document strings; tokenization, caching and sharding live in
-``corpora.prepare``. The synthetic corpus is not here: ``corpora.synthetic`` generates it.
+Everything here yields plain document strings; tokenization and sharding live in
+``corpora.build``, caching in ``corpora.cache``. The synthetic corpus is not here:
+``corpora.synthetic`` generates it.
 
 Splits. A source either has a real validation split (hub split, BabyLM ``*.dev`` files,
 local files whose name marks them as validation) or none; then validation is *held out*

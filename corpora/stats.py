@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import ConfigError
-from corpora.prepare import PreparedCorpus, load_prepared
+from corpora.cache import PreparedCorpus, load_prepared
 
 
 def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:

@@ -172,7 +172,7 @@ def validate_run(cfg: RunConfig) -> None:
     _require(bool(cfg.out_dir), "out_dir", "must not be empty")
     _require(cfg.corpus.vocab_size == cfg.model.vocab_size, "corpus.vocab_size",
              f"{cfg.corpus.vocab_size} differs from model.vocab_size={cfg.model.vocab_size}")
-    from corpora.prepare import validate_corpus_config  # the corpus owns its own rules
+    from corpora.validate import validate_corpus_config  # the corpus owns its own rules
 
     validate_corpus_config(cfg.corpus)
 

@@ -1,18 +1,6 @@
 """Export a run as a Hugging Face model directory (LlamaForCausalLM + its tokenizer + a card).
 
     python -m lab.export <run_dir> <out_dir> [--snapshot NAME]
-
-The directory loads offline with ``AutoModelForCausalLM.from_pretrained(out)`` and
-``AutoTokenizer.from_pretrained(out)`` and computes the same logits as lab.model.Llama.
-
-The tokenizer prepends the sentence-start token the model was trained with, so
-``tokenizer(text)`` gives exactly the context lab.evaluate scores sentences in. The training
-stream is ``doc + </s> + doc + </s>`` (no <s>), so that token is "</s>", and the exported
-tokenizer's (and config's) bos_token is "</s>" as well, like GPT-2's <|endoftext|>; see
-lab.evaluate.sentence_start_id, which both follow.
-
-The directory is built next to out_dir under a hidden temporary name and renamed into place, so
-out_dir is either absent, the previous export, or the complete new one.
 """
 from __future__ import annotations
 
@@ -24,14 +12,19 @@ from pathlib import Path
 
 from common.errors import ConfigError
 
-# torch, transformers and lab.evaluate are imported where used: bad input fails in a blink.
+# torch, transformers and the run's model are imported where used: bad input fails in a blink.
 
 # Files that mark a directory as one of our exports (safe to replace).
 _EXPORT_MARKERS = ("config.json", "README.md")
 
 
 def _tokenizer(tokenizer_path: Path, start_id: int, pad_id: int, eos_id: int, max_length: int):
-    """A PreTrainedTokenizerFast over the run's tokenizer.json that prepends the start token."""
+    """A PreTrainedTokenizerFast over the run's tokenizer.json that prepends the start token.
+
+    Prepending it makes ``tokenizer(text)`` exactly the context lab.scoring scores sentences in.
+    The training stream is ``doc + </s> + doc + </s>`` (no <s>), so that token is "</s>", and it
+    is the exported bos_token as well, like GPT-2's <|endoftext|> (lab.scoring.sentence_start_id).
+    """
     from tokenizers import Tokenizer, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -55,12 +48,12 @@ def _fmt(x, spec: str = "") -> str:
         return str(x)
 
 
-def model_card(run, run_dir: Path, start_token: str) -> str:
+def _card_rows(run, run_id: str) -> list[tuple[str, str]]:
+    """(label, value) rows of the model card's table: the weights, the shape, the training."""
     from lab.accounting import non_embedding_params, total_params
 
     cfg, final = run.cfg, run.final or {}
     m, t = cfg.model, cfg.train
-    run_id = run.run_config.get("run_id") or final.get("run_id") or run_dir.name
     which = f"snapshot `{run.snapshot}`" if run.snapshot else "final weights"
     tokens = run.tokens
     words = None
@@ -86,7 +79,13 @@ def model_card(run, run_dir: Path, start_token: str) -> str:
     ]
     if run.snapshot:
         rows.append(("note", "val loss and pair accuracy above are the run's final ones, not this snapshot's"))
-    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    return rows
+
+
+def model_card(run, run_dir: Path, start_token: str) -> str:
+    final = run.final or {}
+    run_id = run.run_config.get("run_id") or final.get("run_id") or run_dir.name
+    table = "\n".join(f"| {k} | {v} |" for k, v in _card_rows(run, run_id))
     return f"""---
 library_name: transformers
 pipeline_tag: text-generation
@@ -120,23 +119,27 @@ a sentence's log-probability sum over `ids[1:]` matches lab's minimal-pair scori
 def export_hf(run_dir: str | Path, out_dir: str | Path, snapshot: str | None = None) -> Path:
     """Write run_dir's final weights (or snapshots/<snapshot>) to out_dir as a HF model directory.
 
-    Raises ConfigError on bad input (missing run, unfinished run, unknown snapshot, missing
+    It loads offline with ``AutoModelForCausalLM.from_pretrained(out)`` and
+    ``AutoTokenizer.from_pretrained(out)`` and computes the same logits as lab.model.Llama. It is
+    built under a hidden temporary name and renamed into place, so out_dir is either absent, the
+    previous export, or the complete new one. Raises ConfigError on bad input (missing run, unfinished run, unknown snapshot, missing
     corpus, out_dir that exists and is not a previous export).
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if not run_dir.is_dir():
         raise ConfigError("run_dir", f"{run_dir} does not exist")
     from common.files import fsync_path
-    from lab import evaluate
+    from lab.run_model import load_corpus, load_run_model, run_corpus_dir
+    from lab.scoring import sentence_start_id
 
-    run = evaluate.load_run_model(run_dir, snapshot=snapshot)
+    run = load_run_model(run_dir, snapshot=snapshot)
     if out_dir.exists() and not _replaceable(out_dir):
         raise ConfigError("out_dir", f"{out_dir} exists and is not an earlier export; refusing to overwrite")
-    corpus_dir = evaluate.run_corpus_dir(run)
+    corpus_dir = run_corpus_dir(run)
     if not corpus_dir or not Path(corpus_dir).is_dir():
         raise ConfigError("corpus_dir", f"the run's corpus {corpus_dir!r} is not available (its tokenizer is needed)")
-    corpus = evaluate.load_corpus(corpus_dir)
-    start_id = evaluate.sentence_start_id(corpus)
+    corpus = load_corpus(corpus_dir)
+    start_id = sentence_start_id(corpus)
 
     from lab.hf import to_hf_model
 

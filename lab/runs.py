@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common.errors import RunLocked
 from common.files import atomic_write_text
-from corpora.prepare import content_key
+from corpora.keys import content_key
 from lab.config import RunConfig
 
 # Fields that change how a run is shown or stored, not what it computes.

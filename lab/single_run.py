@@ -45,7 +45,7 @@ def run_single(cfg: RunConfig, run_dir: Path | None = None, *, rank: int = 0, wo
         final = read_final(run_dir)
         log(f"{run_dir}: already finished ({final['status']}); nothing to do")
         return final
-    from corpora.prepare import (
+    from corpora.cache import (
         prepare_corpus,  # imported late: a bad config fails before this
     )
 

@@ -10,7 +10,7 @@ experiments/run.py puts them (<out_dir>/<grid>[-<scale>]/runs/<run_id>), so fini
 reused, whoever trained them; the paper itself goes to <out_dir>/papers/<slug>/:
 
     paper.md          the text with every number, table and figure filled in from this build
-    fits/<grid>.json  the fits behind the numbers (analysis.serialize.fits_to_json)
+    fits/<grid>.json  the fits behind the numbers (analysis.report_text.fits_to_json)
     numbers.json      the values the template was filled with
     figures/          <name>.png, .pdf and .json (the numbers plotted and their run ids)
     tables/           <name>.md
@@ -169,39 +169,60 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def build(spec: PaperSpec, args: BuildArgs) -> Path:
-    from dataclasses import replace
+@dataclass
+class Provenance:
+    """What the paper's files were made from: each grid's results.csv and the fits written from it,
+    and the code version; every figure, table and the text names its share in the manifest."""
+    slug: str
+    tables: dict
+    grid_dirs: dict[str, Path]
+    fit_paths: dict[str, Path]
+    version: str
 
-    from analysis.insufficient import InsufficientData
-    from analysis.pipeline import FitRequest, default_budget, fit_table
-    from analysis.serialize import fits_to_json
-    from analysis.table import read_table
-    from lab.runs import code_version
+    def inputs_of(self, keys: list[str]) -> dict[str, str]:
+        found = {}
+        for key in keys:
+            found[f"{self.grid_dirs[key].name}/results.csv"] = sha256_of(self.grid_dirs[key] / "results.csv")
+            found[f"papers/{self.slug}/fits/{key}.json"] = sha256_of(self.fit_paths[key])
+        return found
+
+    def run_ids_of(self, keys: list[str]) -> list[str]:
+        return sorted({r for key in keys for r in self.tables[key].runs.run_ids})
+
+
+def train_grids(spec: PaperSpec, args: BuildArgs) -> tuple[dict, dict[str, Path]]:
+    """Every grid's entry config and directory, once the runs it was missing are trained."""
     from lab.sweep.runner import grid_dir_of, run_grid
 
-    sys.path.insert(0, str(PAPERS_DIR))
-    import paper_kinds as kinds  # noqa: E402  (papers/paper_kinds.py: figure and table kinds)
-    import paper_text as template  # noqa: E402  (papers/paper_text.py: numbers and text)
-
-    started = time.perf_counter()
     entries = compose_grids(spec, args)
     grid_dirs = {}
     for key, entry in entries.items():
         if run_grid(entry) != 0:
             print(f"note: grid {key} has runs that did not finish; the paper uses the finished ones", flush=True)
         grid_dirs[key] = grid_dir_of(entry)
-    tables = {key: read_table(grid_dirs[key] / "results.csv") for key in entries}
-    # One reference compute for the whole paper, so allocations of different grids compare.
-    everything = _concat_runs([t.runs for t in tables.values()])
-    if spec.budget:
-        budget = float(spec.budget)
-    else:
-        budget = default_budget(everything) if len(everything) else 1e12
-    request = FitRequest(n_boot=args.bootstrap, seed=args.seed, budget=budget)
+    return entries, grid_dirs
 
-    out = Path(args.out_dir) / "papers" / spec.slug
-    for sub in ("fits", "figures", "tables"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+
+def paper_budget(spec: PaperSpec, tables: dict) -> float:
+    """One reference compute for the whole paper, so that allocations of different grids compare."""
+    from analysis.pipeline import default_budget
+    from analysis.table import concat_runs
+
+    if spec.budget:
+        return float(spec.budget)
+    everything = concat_runs([t.runs for t in tables.values()])
+    return default_budget(everything) if len(everything) else 1e12
+
+
+def fit_grids(tables: dict, grid_dirs: dict[str, Path], request, out: Path) -> tuple[dict, dict, dict[str, Path]]:
+    """Fit every grid and write out/fits/<key>.json; a grid too small to fit gets None and a JSON
+    saying why. Returns the fits, their JSON and the JSON files, by grid key."""
+    from dataclasses import replace
+
+    from analysis.pipeline import fit_table
+    from analysis.report_text import fits_to_json
+    from analysis.table import InsufficientData
+
     fits, fit_json, fit_paths = {}, {}, {}
     for key, table in tables.items():
         table = replace(table, source=f"{grid_dirs[key].name}/results.csv")
@@ -213,29 +234,24 @@ def build(spec: PaperSpec, args: BuildArgs) -> Path:
             fit_json[key] = {"table": table.source, "skipped": str(reason)}
         fit_paths[key] = out / "fits" / f"{key}.json"
         fit_paths[key].write_text(json.dumps(fit_json[key], indent=1, sort_keys=True) + "\n")
+    return fits, fit_json, fit_paths
 
-    context = kinds.Context(tables=tables, fits=fits, fit_json=fit_json, grid_dirs=grid_dirs, budget=budget,
-                            scale=args.scale)
-    version = code_version()
 
-    def inputs_of(keys: list[str]) -> dict[str, str]:
-        found = {}
-        for key in keys:
-            found[f"{grid_dirs[key].name}/results.csv"] = sha256_of(grid_dirs[key] / "results.csv")
-            found[f"papers/{spec.slug}/fits/{key}.json"] = sha256_of(fit_paths[key])
-        return found
+def start_manifest(spec: PaperSpec, args: BuildArgs, entries: dict, budget: float, sources: Provenance) -> dict:
+    """The build's settings and grids; each figure, table and the text add their entry when written."""
+    grids = {}
+    for use in spec.grids:
+        table = sources.tables[use.key]
+        grids[use.key] = {"grid": entries[use.key].grid.name, "dir": sources.grid_dirs[use.key].name,
+                          "overrides": [*use.overrides, *args.common, *args.per_grid[use.key]],
+                          "runs": list(table.runs.run_ids), "excluded": [r.run_id for r in table.excluded]}
+    return {"paper": spec.slug, "title": spec.title, "scale": args.scale, "code_version": sources.version,
+            "bootstrap": args.bootstrap, "seed": args.seed, "budget": budget, "grids": grids,
+            "figures": {}, "tables": {}}
 
-    def run_ids_of(keys: list[str]) -> list[str]:
-        return sorted({r for key in keys for r in tables[key].runs.run_ids})
 
-    manifest: dict = {"paper": spec.slug, "title": spec.title, "scale": args.scale, "code_version": version,
-                      "bootstrap": args.bootstrap, "seed": args.seed, "budget": budget,
-                      "grids": {key: {"grid": entries[key].grid.name, "dir": grid_dirs[key].name,
-                                      "overrides": [*u.overrides, *args.common, *args.per_grid[key]],
-                                      "runs": list(tables[key].runs.run_ids),
-                                      "excluded": [r.run_id for r in tables[key].excluded]}
-                                for key, u in ((u.key, u) for u in spec.grids)},
-                      "figures": {}, "tables": {}}
+def draw_figures(kinds, spec: PaperSpec, context, out: Path, manifest: dict, sources: Provenance) -> dict[str, str]:
+    """Every figure of paper.yaml into out/figures; returns name -> PNG path relative to the paper."""
     figure_files: dict[str, str] = {}
     for item in spec.figures:
         name, keys = item["name"], list(item.get("grids", []))
@@ -245,8 +261,13 @@ def build(spec: PaperSpec, args: BuildArgs) -> Path:
             "kind": item["kind"], "caption": item.get("caption", ""),
             "files": {f"figures/{p.name}": sha256_of(p) for p in paths},
             # A run id names a config; the same run may sit in two grids' directories (see "grids").
-            "run_ids": sorted(set(run_ids)) if run_ids is not None else run_ids_of(keys),
-            "inputs": inputs_of(keys), "code_version": version}
+            "run_ids": sorted(set(run_ids)) if run_ids is not None else sources.run_ids_of(keys),
+            "inputs": sources.inputs_of(keys), "code_version": sources.version}
+    return figure_files
+
+
+def write_tables(kinds, spec: PaperSpec, context, out: Path, manifest: dict, sources: Provenance) -> dict[str, str]:
+    """Every table of paper.yaml into out/tables/<name>.md; returns name -> markdown."""
     table_text: dict[str, str] = {}
     for item in spec.tables:
         name, keys = item["name"], list(item.get("grids", []))
@@ -256,9 +277,14 @@ def build(spec: PaperSpec, args: BuildArgs) -> Path:
         table_text[name] = text
         manifest["tables"][name] = {"kind": item["kind"], "caption": item.get("caption", ""),
                                     "files": {f"tables/{name}.md": sha256_of(path)},
-                                    "run_ids": run_ids_of(keys), "inputs": inputs_of(keys),
-                                    "code_version": version}
+                                    "run_ids": sources.run_ids_of(keys), "inputs": sources.inputs_of(keys),
+                                    "code_version": sources.version}
+    return table_text
 
+
+def write_text(template, spec: PaperSpec, fit_json: dict, context, figure_files: dict[str, str],
+               table_text: dict[str, str], out: Path, manifest: dict, sources: Provenance) -> None:
+    """numbers.json and paper.md: the template filled with the fitted numbers, figures and tables."""
     numbers = template.numbers(fit_json, context)
     (out / "numbers.json").write_text(json.dumps(numbers, indent=1, sort_keys=True) + "\n")
     captions = {item["name"]: item.get("caption", "") for item in spec.figures + spec.tables}
@@ -268,22 +294,41 @@ def build(spec: PaperSpec, args: BuildArgs) -> Path:
     all_keys = [u.key for u in spec.grids]
     manifest["paper_md"] = {"files": {"paper.md": sha256_of(out / "paper.md"),
                                       "numbers.json": sha256_of(out / "numbers.json")},
-                            "run_ids": run_ids_of(all_keys), "inputs": inputs_of(all_keys),
-                            "template_sha256": sha256_of(spec.directory / spec.text), "code_version": version}
+                            "run_ids": sources.run_ids_of(all_keys), "inputs": sources.inputs_of(all_keys),
+                            "template_sha256": sha256_of(spec.directory / spec.text),
+                            "code_version": sources.version}
+
+
+def build(spec: PaperSpec, args: BuildArgs) -> Path:
+    """Train what is missing, fit, draw, tabulate, fill the text; returns the manifest's path."""
+    from analysis.pipeline import FitRequest
+    from analysis.table import read_table
+    from lab.runs import code_version
+
+    sys.path.insert(0, str(PAPERS_DIR))
+    import paper_kinds as kinds  # noqa: E402  (papers/paper_kinds.py: figure and table kinds)
+    import paper_text as template  # noqa: E402  (papers/paper_text.py: numbers and text)
+
+    started = time.perf_counter()
+    entries, grid_dirs = train_grids(spec, args)
+    tables = {key: read_table(grid_dirs[key] / "results.csv") for key in entries}
+    budget = paper_budget(spec, tables)
+    out = Path(args.out_dir) / "papers" / spec.slug
+    for sub in ("fits", "figures", "tables"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    request = FitRequest(n_boot=args.bootstrap, seed=args.seed, budget=budget)
+    fits, fit_json, fit_paths = fit_grids(tables, grid_dirs, request, out)
+    context = kinds.Context(tables=tables, fits=fits, fit_json=fit_json, grid_dirs=grid_dirs, budget=budget,
+                            scale=args.scale)
+    sources = Provenance(spec.slug, tables, grid_dirs, fit_paths, code_version())
+    manifest = start_manifest(spec, args, entries, budget, sources)
+    figure_files = draw_figures(kinds, spec, context, out, manifest, sources)
+    table_text = write_tables(kinds, spec, context, out, manifest, sources)
+    write_text(template, spec, fit_json, context, figure_files, table_text, out, manifest, sources)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     print(f"paper: {out / 'paper.md'}  ({time.perf_counter() - started:.0f}s)")
     print(f"manifest: {out / 'manifest.json'}")
     return out / "manifest.json"
-
-
-def _concat_runs(tables: list):
-    import numpy as np
-
-    from analysis.table import RunTable
-
-    fields = ("params", "tokens", "flops", "loss", "quality", "epochs", "flops_budget", "blimp_acc")
-    return RunTable(run_ids=tuple(r for t in tables for r in t.run_ids),
-                    **{f: np.concatenate([getattr(t, f) for t in tables]) for f in fields})
 
 
 def main(argv: list[str]) -> int:

@@ -1,7 +1,7 @@
 """Figure and table kinds a paper.yaml can name. Each draws from the grids' run tables and fits.
 
 A figure kind returns the files it wrote (PNG, PDF and a JSON of the plotted numbers, through
-analysis.figure_style, so the same numbers give byte-identical files) and the run ids behind it
+analysis.figures, so the same numbers give byte-identical files) and the run ids behind it
 (None: every run of its grids). Where a fit the figure needs is missing (too few runs, e.g. at the
 smoke scale) the figure still exists and says why on its axes, so a paper always builds.
 """
@@ -16,7 +16,7 @@ from matplotlib import colormaps
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from analysis import figures as analysis_figures
-from analysis.figure_style import figure_style, new_figure, save_figure
+from analysis.figures import figure_style, new_figure, save_figure
 from analysis.intervals import format_number
 from analysis.references import CHINCHILLA_PUBLISHED, EPOCH_REFIT, TOKENS_PER_PARAM_RULE
 from common.errors import ConfigError
@@ -131,7 +131,7 @@ def _level_of(fits, quality: float | None):
 def tokens_per_param(name: str, keys: list[str], ctx: Context, directory: Path):
     """Compute-optimal tokens per parameter at the paper's budget: each quality level's own fit and
     each other grid's fit (approach 3, 95% bootstrap interval) against Chinchilla, Epoch and 20."""
-    from analysis.allocation import optimal_allocation
+    from analysis.approach3_core import optimal_allocation
 
     rows = []  # (label, Estimate-like dict or None, reason)
     run_ids: list[str] = []
@@ -196,7 +196,7 @@ def allocation(name: str, keys: list[str], ctx: Context, directory: Path):
 
 def loss_vs_compute(name: str, keys: list[str], ctx: Context, directory: Path):
     """Final loss against compute with the training curves and the compute-optimal frontier."""
-    from analysis.curves import read_curves
+    from analysis.table import read_curves
 
     key = _one(keys, "loss_vs_compute")
     level = _level_of(ctx.fits[key], None)
@@ -254,7 +254,7 @@ SURFACE_ROWS = ("alpha", "beta", "E", "params_exponent", "tokens_exponent", "tok
 
 def surface_table(keys: list[str], ctx: Context) -> str:
     """Approach 3 per grid and quality level beside Chinchilla and Epoch (their published values)."""
-    from analysis.comparisons import quantity_label, reference_values
+    from analysis.references import quantity_label, reference_values
 
     columns = []
     for key in keys:

@@ -85,7 +85,7 @@ def numbers(fit_json: dict, ctx) -> dict[str, str]:
     out["seed"] = str(settings.get("seed", 0))
     out["chinchilla.alpha"], out["chinchilla.beta"] = f"{CHINCHILLA_PUBLISHED.alpha}", f"{CHINCHILLA_PUBLISHED.beta}"
     out["epoch.alpha"], out["epoch.beta"] = f"{EPOCH_REFIT.alpha}", f"{EPOCH_REFIT.beta}"
-    from analysis.allocation import optimal_allocation
+    from analysis.approach3_core import optimal_allocation
     for label, law in (("chinchilla", CHINCHILLA_PUBLISHED), ("epoch", EPOCH_REFIT)):
         split = optimal_allocation(ctx.budget, law.A, law.B, law.alpha, law.beta)
         out[f"{label}.tpp"] = format_number(float(split.tokens_per_param))

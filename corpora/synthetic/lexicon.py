@@ -207,6 +207,28 @@ def _town_names() -> tuple[str, ...]:
 @functools.cache
 def load_lexicon() -> Lexicon:
     """Parse the word lists once per process (the lexicon is immutable)."""
+    tags: dict[str, str] = {}  # filled in turn: names last, to be checked against every common word
+    nouns, animals, people = _parse_nouns()
+    noun_by_form = _index_nouns(nouns, tags)
+    by_base, verbs = _parse_verbs(tags)
+    adjectives, manner, frequency, function_words = _parse_modifiers(tags)
+    female, male, pets, towns = _parse_names(tags)
+    occupations = tuple(noun_by_form[w] for w in words.OCCUPATIONS.split())
+    reflexive = tuple(by_base[w] for w in words.REFLEXIVE_VERBS.split())
+    return Lexicon(
+        nouns={k: tuple(v) for k, v in nouns.items()}, animals=animals, people=people,
+        occupations=occupations, noun_by_form=noun_by_form,
+        verbs={k: tuple(v) for k, v in verbs.items()}, verb_by_base=by_base,
+        verb_by_form={form: verb for verb in by_base.values() for form in (
+            verb.base, verb.third_singular, verb.past, verb.participle,
+            verb.present_participle)},
+        reflexive_verbs=reflexive, adjectives=adjectives, manner_adverbs=manner,
+        frequency_adverbs=frequency, female_names=female, male_names=male, pet_names=pets,
+        town_names=towns, function_words=function_words, tags=tags)
+
+
+def _parse_nouns() -> tuple[dict[str, list[Noun]], dict[str, tuple[Noun, ...]], dict[str, tuple[Noun, ...]]]:
+    """(nouns by kind, animals by class, people by gender)."""
     nouns: dict[str, list[Noun]] = {}
     animals = {cls: tuple(_parse_noun(e, "animal", cls) for e in entries.split())
                for cls, entries in words.ANIMAL_NOUNS.items()}
@@ -222,10 +244,13 @@ def load_lexicon() -> Lexicon:
                           ("material", words.MATERIAL_NOUNS), ("time", words.TIME_NOUNS),
                           ("hypernym", words.HYPERNYM_NOUNS)):
         nouns[kind] = [_parse_noun(e, kind, "") for e in entries.split()]
+    return nouns, animals, people
 
+
+def _index_nouns(nouns: dict[str, list[Noun]], tags: dict[str, str]) -> dict[str, Noun]:
+    """Every noun by its singular and plural form; tags the forms."""
     noun_by_form: dict[str, Noun] = {}
-    tags: dict[str, str] = {}
-    for kind, group in nouns.items():
+    for group in nouns.values():
         for noun in group:
             if noun.singular in noun_by_form and noun_by_form[noun.singular] != noun:
                 raise ValueError(f"noun {noun.singular!r} listed twice")
@@ -233,7 +258,11 @@ def load_lexicon() -> Lexicon:
             if noun.plural:
                 noun_by_form[noun.plural] = noun
             _add_tags(tags, _noun_tags(noun), f"noun {noun.singular}")
+    return noun_by_form
 
+
+def _parse_verbs(tags: dict[str, str]) -> tuple[dict[str, Verb], dict[str, list[Verb]]]:
+    """(verbs by base form, verbs by frame); tags their forms."""
     by_base = _merge_frames([_parse_verb(entry, frame) for frame, entries in words.VERBS.items()
                              for entry in entries.split()])
     for verb in by_base.values():
@@ -242,7 +271,12 @@ def load_lexicon() -> Lexicon:
     for verb in by_base.values():
         for frame in verb.frames:
             verbs.setdefault(frame, []).append(verb)
+    return by_base, verbs
 
+
+def _parse_modifiers(tags: dict[str, str]) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...],
+                                                     tuple[str, ...], tuple[str, ...]]:
+    """(adjectives by noun class, manner adverbs, frequency adverbs, function words); tagged."""
     adjectives = {cls: tuple(dict.fromkeys(entries.split()))
                   for cls, entries in words.ADJECTIVES.items()}
     for group in adjectives.values():
@@ -253,7 +287,11 @@ def load_lexicon() -> Lexicon:
     _add_tags(tags, dict.fromkeys(frequency, "ADV_FREQ"), "adverb")
     function_words = tuple(words.FUNCTION_WORDS.split())
     _add_tags(tags, {w: w for w in function_words}, "function word")
+    return adjectives, manner, frequency, function_words
 
+
+def _parse_names(tags: dict[str, str]) -> tuple[tuple[str, ...], ...]:
+    """(female, male, pet and town names), tagged after every common word is."""
     female, male = tuple(words.FEMALE_NAMES.split()), tuple(words.MALE_NAMES.split())
     pets, towns = tuple(words.PET_NAMES.split()), _town_names()
     for group, tag in ((female, "NAME_F"), (male, "NAME_M"), (pets, "NAME_PET"),
@@ -263,16 +301,4 @@ def load_lexicon() -> Lexicon:
         if clashes:
             raise ValueError(f"names that are also words: {clashes}")
         _add_tags(tags, dict.fromkeys(group, tag), tag)
-
-    occupations = tuple(noun_by_form[w] for w in words.OCCUPATIONS.split())
-    reflexive = tuple(by_base[w] for w in words.REFLEXIVE_VERBS.split())
-    return Lexicon(
-        nouns={k: tuple(v) for k, v in nouns.items()}, animals=animals, people=people,
-        occupations=occupations, noun_by_form=noun_by_form,
-        verbs={k: tuple(v) for k, v in verbs.items()}, verb_by_base=by_base,
-        verb_by_form={form: verb for verb in by_base.values() for form in (
-            verb.base, verb.third_singular, verb.past, verb.participle,
-            verb.present_participle)},
-        reflexive_verbs=reflexive, adjectives=adjectives, manner_adverbs=manner,
-        frequency_adverbs=frequency, female_names=female, male_names=male, pet_names=pets,
-        town_names=towns, function_words=function_words, tags=tags)
+    return female, male, pets, towns

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from corpora.prepare import read_manifest
+from corpora.cache import read_manifest
 from lab.metrics import read_metrics
 from lab.sweep.results import missing_result
 

@@ -202,6 +202,38 @@ def _submission_env(threads: int):
 
 
 def run_submitit(run_dirs: list[Path], cfg: LauncherConfig, grid_dir: Path, display: GridDisplay) -> list:
+    """Submit every run directory as a submitit job; with cfg.wait, keep the slots filled until
+    all have ended (Ctrl-C cancels them). Returns the jobs."""
+    executor = _executor(cfg, grid_dir)
+    # SLURM schedules the whole array itself (array_parallelism); submitit's local executor would
+    # start every run at once, so it gets the local launcher's slots and the next run as one ends.
+    slots = len(run_dirs)
+    if cfg.name == "submitit_local" and cfg.wait:  # one process per job there (tasks_per_node=1)
+        slots = cfg.workers or max(1, (os.cpu_count() or 1) // cfg.threads_per_run)
+    jobs = _JobQueue(executor, run_dirs, cfg.threads_per_run, display)
+    jobs.submit(slots)
+    if not cfg.wait:
+        display.close()
+        return list(jobs.jobs.values())
+    try:
+        while jobs.queue or jobs.running():
+            if jobs.queue and len(jobs.running()) < slots:
+                jobs.submit(slots - len(jobs.running()))
+            display.refresh(running=jobs.running())
+            time.sleep(cfg.poll_s)
+    except KeyboardInterrupt:
+        for job in jobs.jobs.values():
+            job.cancel(check=False)
+        raise
+    finally:
+        for run_dir in jobs.jobs:
+            display.finished(run_dir)
+        display.close()
+    return list(jobs.jobs.values())
+
+
+def _executor(cfg: LauncherConfig, grid_dir: Path):
+    """A submitit executor for cfg.name ("submitit_local" or "slurm") with its job parameters."""
     try:
         import submitit
     except ImportError:
@@ -211,56 +243,37 @@ def run_submitit(run_dirs: list[Path], cfg: LauncherConfig, grid_dir: Path, disp
     if cfg.name == "submitit_local":
         executor = submitit.LocalExecutor(folder=str(folder / "%j"))
         executor.update_parameters(timeout_min=cfg.time_min, tasks_per_node=1)
-    else:
-        executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="slurm")
-        params = dict(timeout_min=cfg.time_min, nodes=1, tasks_per_node=cfg.procs_per_run,
-                      cpus_per_task=cfg.cpus_per_task, mem_gb=cfg.mem_gb, slurm_array_parallelism=cfg.array_parallelism)
-        if cfg.gpus_per_node:
-            params["gpus_per_node"] = cfg.gpus_per_node
-        if cfg.partition:
-            params["slurm_partition"] = cfg.partition
-        if cfg.account:
-            params["slurm_account"] = cfg.account
-        if cfg.qos:
-            params["slurm_qos"] = cfg.qos
-        executor.update_parameters(**params)
-    # SLURM schedules the whole array itself (array_parallelism); submitit's local executor would
-    # start every run at once, so it gets the local launcher's slots and the next run as one ends.
-    slots = len(run_dirs)
-    if cfg.name == "submitit_local" and cfg.wait:  # one process per job there (tasks_per_node=1)
-        slots = cfg.workers or max(1, (os.cpu_count() or 1) // cfg.threads_per_run)
-    queue, jobs = list(run_dirs), {}
+        return executor
+    executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="slurm")
+    params = dict(timeout_min=cfg.time_min, nodes=1, tasks_per_node=cfg.procs_per_run,
+                  cpus_per_task=cfg.cpus_per_task, mem_gb=cfg.mem_gb, slurm_array_parallelism=cfg.array_parallelism)
+    if cfg.gpus_per_node:
+        params["gpus_per_node"] = cfg.gpus_per_node
+    optional = {"slurm_partition": cfg.partition, "slurm_account": cfg.account, "slurm_qos": cfg.qos}
+    params.update({key: value for key, value in optional.items() if value})
+    executor.update_parameters(**params)
+    return executor
 
-    def submit(count: int) -> None:
-        batch = queue[:count]
-        del queue[:count]
-        with _submission_env(cfg.threads_per_run):
-            submitted = executor.map_array(RunJob(), [str(d) for d in batch])
+
+class _JobQueue:
+    """Run directories waiting to be submitted, and the jobs of those already submitted."""
+
+    def __init__(self, executor, run_dirs: list[Path], threads: int, display: GridDisplay):
+        self.executor, self.threads, self.display = executor, threads, display
+        self.queue = list(run_dirs)
+        self.jobs: dict[Path, object] = {}
+
+    def submit(self, count: int) -> None:
+        """Submit the next `count` directories as one job array."""
+        batch = self.queue[:count]
+        del self.queue[:count]
+        with _submission_env(self.threads):
+            submitted = self.executor.map_array(RunJob(), [str(d) for d in batch])
         for run_dir, job in zip(batch, submitted):
             (run_dir / "job_id").write_text(f"{job.job_id}\n")
             (run_dir / JOB_LOG_FILE).write_text(f"{job.paths.folder}\n")  # launcher.folder may move it
-            jobs[run_dir] = job
-            display.started(run_dir)
+            self.jobs[run_dir] = job
+            self.display.started(run_dir)
 
-    def running() -> list[Path]:
-        return [d for d, job in jobs.items() if not job.done()]
-
-    submit(slots)
-    if not cfg.wait:
-        display.close()
-        return list(jobs.values())
-    try:
-        while queue or running():
-            if queue and len(running()) < slots:
-                submit(slots - len(running()))
-            display.refresh(running=running())
-            time.sleep(cfg.poll_s)
-    except KeyboardInterrupt:
-        for job in jobs.values():
-            job.cancel(check=False)
-        raise
-    finally:
-        for run_dir in jobs:
-            display.finished(run_dir)
-        display.close()
-    return list(jobs.values())
+    def running(self) -> list[Path]:
+        return [d for d, job in self.jobs.items() if not job.done()]

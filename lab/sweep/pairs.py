@@ -1,36 +1,34 @@
-"""Minimal-pair accuracy of a finished run (or of one of its snapshots), recorded next to it.
-
-``evaluate_run_pairs`` is called by the sweep worker once a run is done: it scores the corpus's
-pairs.jsonl with the run's final weights, adds "pairs" (overall accuracy), "pairs_macro" (mean
-over phenomena), "pairs_norm" (length-normalised accuracy), "pairs_ties" (tied pairs, not
-counted as correct) and "pairs_by_phenomenon" ({phenomenon: accuracy}) to final.json, and
-writes pairs.json with the counts and every pair's two log-probabilities. Snapshot scores go to
-snapshots/<name>/pairs.json (``evaluate_snapshot_pairs``); the snapshot directory's checksummed
-files are left untouched.
-"""
+"""Minimal-pair accuracy of a finished run (or of one of its snapshots) on its corpus's pairs,
+recorded next to it: final.json and pairs.json, or snapshots/<name>/pairs.json."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from lab import evaluate
+from common.errors import ConfigError
+from lab.run_model import (
+    RunModel,
+    default_device,
+    load_corpus,
+    load_run_model,
+    run_corpus_dir,
+)
 from lab.runs import write_json
+from lab.scoring import evaluate_pairs_file, sentence_start_id
 
 
-def _score(run: evaluate.RunModel, device: str | None, batch_size: int) -> dict | None:
+def _score(run: RunModel, device: str | None, batch_size: int) -> dict | None:
     """Pair scores with the run's own corpus, or None when the corpus has no pairs."""
-    from common.errors import ConfigError
-
-    corpus_dir = evaluate.run_corpus_dir(run)
+    corpus_dir = run_corpus_dir(run)
     if not corpus_dir:
         raise ConfigError("corpus_dir", f"{run.weights.parent.parent} records no corpus_dir")
-    corpus = evaluate.load_corpus(corpus_dir)
+    corpus = load_corpus(corpus_dir)
     if getattr(corpus, "pairs_path", None) is None:
         return None
-    device = device or evaluate.default_device()
+    device = device or default_device()
     run.model.to(device)
-    scores = evaluate.evaluate_pairs_file(run.model, corpus.tokenizer_path, corpus.pairs_path,
-                                          bos_id=evaluate.sentence_start_id(corpus), device=device,
-                                          batch_size=batch_size, details=True)
+    scores = evaluate_pairs_file(run.model, corpus.tokenizer_path, corpus.pairs_path,
+                                 bos_id=sentence_start_id(corpus), device=device,
+                                 batch_size=batch_size, details=True)
     scores.update(run_id=run.run_config.get("run_id"), snapshot=run.snapshot, step=run.step,
                   tokens=run.tokens, pairs_file=str(corpus.pairs_path))
     return scores
@@ -43,9 +41,15 @@ def by_phenomenon(scores: dict) -> dict[str, float | None]:
 def evaluate_run_pairs(run_dir: str | Path, final: dict, *, device: str | None = None,
                        batch_size: int = 64) -> dict:
     """Score the run's final weights on its corpus's pairs; returns final (updated and rewritten
-    to final.json when the corpus has pairs, unchanged otherwise)."""
+    to final.json when the corpus has pairs, unchanged otherwise).
+
+    Called by the sweep worker once a run is done. final.json gains "pairs" (overall accuracy),
+    "pairs_macro" (mean over phenomena), "pairs_norm" (length-normalised accuracy), "pairs_ties"
+    (tied pairs, not counted as correct) and "pairs_by_phenomenon" ({phenomenon: accuracy});
+    pairs.json gets the counts and every pair's two log-probabilities.
+    """
     run_dir = Path(run_dir)
-    run = evaluate.load_run_model(run_dir)
+    run = load_run_model(run_dir)
     if not final.get("corpus_dir") and run.final:
         final = {**final, "corpus_dir": run.final.get("corpus_dir")}
     run.final = final
@@ -63,17 +67,11 @@ def evaluate_run_pairs(run_dir: str | Path, final: dict, *, device: str | None =
 def evaluate_snapshot_pairs(run_dir: str | Path, snapshot: str, *, device: str | None = None,
                             batch_size: int = 64, write: bool = True) -> dict | None:
     """Score snapshots/<snapshot> on the run's pairs; the full scores (None without pairs),
-    written to snapshots/<snapshot>/pairs.json when `write`."""
+    written to snapshots/<snapshot>/pairs.json when `write` (the snapshot's checksummed files
+    are left untouched)."""
     run_dir = Path(run_dir)
-    run = evaluate.load_run_model(run_dir, snapshot=snapshot)
+    run = load_run_model(run_dir, snapshot=snapshot)
     scores = _score(run, device, batch_size)
     if scores is not None and write:
         write_json(run.weights / "pairs.json", scores)
     return scores
-
-
-def evaluate_all_snapshots(run_dir: str | Path, **kwargs) -> dict[str, dict | None]:
-    """{snapshot name: scores} for every intact snapshot of the run, in training order."""
-    from lab.checkpoint import list_snapshots
-
-    return {p.name: evaluate_snapshot_pairs(run_dir, p.name, **kwargs) for p in list_snapshots(Path(run_dir))}

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.errors import ConfigError, RunLocked
-from corpora.prepare import read_manifest
+from corpora.cache import read_manifest
 from lab.accounting import flops_per_token
 from lab.config import RunConfig
 from lab.runs import is_finished, is_locked, run_id, run_lock
@@ -109,7 +109,7 @@ def _never_started(run_dir: Path) -> bool:
 def prepare_corpora(planned: list) -> dict:
     """Prepare each distinct corpus once, here, before workers start (they then hit the cache).
     Returns them by repr(corpus config)."""
-    from corpora.prepare import prepare_corpus
+    from corpora.cache import prepare_corpus
 
     corpora = {}
     for plan in planned:
@@ -125,7 +125,7 @@ def check_runs_fit_their_corpora(planned: list, run_dirs: list[Path], pending: l
     """Every check a run makes once its corpus is prepared (budget vs data, held-out splits,
     schedule), for all pending runs before any starts: bad input is one line and exit 2, not a
     grid of runs recorded as failed one by one."""
-    from lab.trainer import plan_run
+    from lab.plan import plan_run
 
     pending = set(pending)
     for plan, run_dir in zip(planned, run_dirs):
@@ -189,7 +189,9 @@ def run_grid(entry: EntryConfig) -> int:
     if entry.grid.kind == "babylm" and entry.grid.submission:
         failed_submissions = _submissions(entry, planned, run_dirs, grid_dir)
     if entry.grid.report:
-        _report(grid_dir)
+        from lab.sweep.report_step import write_or_reuse_report
+
+        write_or_reuse_report(grid_dir)
     return 0 if not unfinished and not failed_submissions else 1
 
 
@@ -250,13 +252,3 @@ def _submissions(entry: EntryConfig, planned: list, run_dirs: list[Path], grid_d
             print(f"note: submission of {run_dir.name} failed: {e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}",
                   flush=True)
     return failed
-
-
-def _report(grid_dir: Path) -> None:
-    try:
-        from analysis.report import write_report
-    except ImportError as e:  # the analysis package is optional for training
-        print(f"report skipped: {e}")
-        return
-    path = write_report(grid_dir)
-    print(f"report: {path}")

@@ -1,20 +1,5 @@
-"""A BabyLM submission folder from a finished "babylm" grid run.
-
-    <grid dir>/submission/
-        chck_1M/ ... chck_100M/   one Hugging Face folder per intermediate checkpoint (the
-                                  revision names BabyLM's 2025 pipeline evaluates)
-        main/                     the final model
-        results.json              every checkpoint's words seen and minimal-pair scores
-        README.md                 the model card: data, budget, architecture, results table
-
-(A grid with several runs, e.g. two sizes, gets submission/<run id>/ per run instead.)
-
-Each folder is written by lab.export (loads offline with AutoModelForCausalLM/AutoTokenizer)
-and then scored through that folder with lab.evaluate (the HF path), so the numbers in the table
-are those of the files being submitted; so is each checkpoint's validation loss (the clean
-validation split, as the trainer measures it, in float32). Rerunning skips folders already
-exported from the same weights (lab_export.json says which) and checkpoints already scored
-(lab_eval.json in the folder); README.md and results.json are rebuilt every time from those.
+"""A BabyLM submission folder from a finished "babylm" grid run: every checkpoint exported as a
+Hugging Face folder, scored through that folder, and described in results.json and a model card.
 """
 from __future__ import annotations
 
@@ -22,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from corpora.prepare import read_manifest
+from corpora.cache import read_manifest
 from lab.runs import read_final, write_json
 
 EVAL_FILE = "lab_eval.json"
@@ -48,7 +33,7 @@ def _export_is_current(folder: Path, run_dir: Path, snapshot: str | None, step: 
 
 def _pair_sources(run_dir: Path, final: dict, extra: str | None) -> list[tuple[str, str]]:
     """(label, pairs source): the corpus's own pairs when it has them, plus grid.pairs."""
-    from lab.evaluate import load_corpus
+    from lab.run_model import load_corpus
 
     sources = []
     corpus_dir = final.get("corpus_dir")
@@ -71,7 +56,7 @@ def validation_loss(folder: Path, corpus_dir: str, seq_len: int, eval_tokens: in
     from transformers import AutoModelForCausalLM
 
     from lab.data import eval_batches, token_byte_lengths
-    from lab.evaluate import default_device, load_corpus
+    from lab.run_model import default_device, load_corpus
 
     device = device or default_device()
     corpus = load_corpus(corpus_dir)
@@ -116,11 +101,24 @@ def _evaluate(folder: Path, sources: list[tuple[str, str]], device: str | None, 
 def build_submission(run_dir: Path, out: Path, *, grid: str, scale: str, track_corpus: str,
                      axes: dict, extra_pairs: str | None = None, device: str | None = None,
                      log=print) -> dict:
-    """Export + evaluate every snapshot and the final model of a finished run into `out`."""
+    """Export + evaluate every snapshot and the final model of a finished run into `out`:
+
+        out/
+            chck_1M/ ... chck_100M/   one Hugging Face folder per intermediate checkpoint (the
+                                      revision names BabyLM's 2025 pipeline evaluates)
+            main/                     the final model
+            results.json              every checkpoint's words seen and minimal-pair scores
+            README.md                 the model card: data, budget, architecture, results table
+
+    The grid runner passes <grid dir>/submission, or submission/<run id> per run when a grid has
+    several (e.g. two sizes). Each folder is scored through its own files (lab.evaluate's HF
+    path), so the table's numbers are those of the files being submitted; so is each validation
+    loss. Rerunning skips folders already exported from the same weights (lab_export.json says
+    which) and scores already in the folder's lab_eval.json; README.md and results.json are
+    rebuilt from those every time.
+    """
     from common.errors import ConfigError
-    from lab.checkpoint import list_snapshots
-    from lab.evaluate import quiet_transformers
-    from lab.export import export_hf
+    from lab.scorable import quiet_transformers
 
     quiet_transformers()
     run_dir = Path(run_dir)
@@ -129,66 +127,94 @@ def build_submission(run_dir: Path, out: Path, *, grid: str, scale: str, track_c
         raise ConfigError("run_dir", f"{run_dir} is not a finished run ({final.get('status', 'no final.json')})")
     out.mkdir(parents=True, exist_ok=True)
     sources = _pair_sources(run_dir, final, extra_pairs)
-    val = None
-    if final.get("corpus_dir") and Path(final["corpus_dir"]).is_dir():
-        from lab.evaluate import read_run_config
+    val = _val_settings(run_dir, final)
+    names = _checkpoint_names(run_dir)
+    _remove_stale_exports(out, names, run_dir, log)
+    exported = 0
+    started = time.perf_counter()
+    rows = []
+    for name in names:
+        snapshot = None if name == "main" else name
+        meta = _weights_meta(run_dir, snapshot, final)
+        exported += _export_if_stale(run_dir, out / name, snapshot, meta["step"])
+        scores = _evaluate(out / name, sources, device, val)
+        rows.append(_checkpoint_row(name, meta, scores, final, axes))
+    results = _results(run_dir, final, grid, scale, track_corpus, axes, rows, sources)
+    write_json(out / "results.json", results)
+    (out / "README.md").write_text(model_card(results))
+    log(f"submission: {len(names)} models ({exported} exported, {len(names) - exported} already there) "
+        f"in {time.perf_counter() - started:.0f}s -> {out}")
+    return results
 
-        cfg, _ = read_run_config(run_dir)
-        val = {"corpus_dir": final["corpus_dir"], "seq_len": cfg.train.seq_len, "eval_tokens": cfg.train.eval_tokens}
+
+def _val_settings(run_dir: Path, final: dict) -> dict | None:
+    """validation_loss's settings, the trainer's own; None when the corpus is gone."""
+    from lab.run_model import read_run_config
+
+    if not (final.get("corpus_dir") and Path(final["corpus_dir"]).is_dir()):
+        return None
+    cfg, _ = read_run_config(run_dir)
+    return {"corpus_dir": final["corpus_dir"], "seq_len": cfg.train.seq_len, "eval_tokens": cfg.train.eval_tokens}
+
+
+def _checkpoint_names(run_dir: Path) -> list[str]:
+    """The run's intact snapshots in training order, then "main" (the final weights)."""
+    from common.errors import ConfigError
+    from lab.checkpoint import list_snapshots
+    from lab.run_model import read_run_config
+
     names = [p.name for p in list_snapshots(run_dir)] + ["main"]
     # Every checkpoint the schedule promised must be there: a missing or corrupt one is an error
     # here, not a silently shorter submission (nor a reason to delete its earlier export).
-    from lab.evaluate import read_run_config
-
     scheduled = set(read_run_config(run_dir)[0].train.snapshots)
     missing = sorted(scheduled - set(names))
     if missing:
         raise ConfigError("run_dir", f"{run_dir} lacks intact snapshots {', '.join(missing)} of its schedule "
                                      f"(see snapshots/; retrain the run to recreate them)")
-    for stale in sorted(out.iterdir()):  # exports of an earlier schedule or run: not this submission
-        if stale.is_dir() and stale.name not in names and (stale / "lab_export.json").is_file():
-            import shutil
+    return names
 
+
+def _remove_stale_exports(out: Path, names: list[str], run_dir: Path, log) -> None:
+    """Exports of an earlier schedule or run would pass for part of this submission."""
+    import shutil
+
+    for stale in sorted(out.iterdir()):
+        if stale.is_dir() and stale.name not in names and (stale / "lab_export.json").is_file():
             shutil.rmtree(stale)
             log(f"submission: removed {stale.name} (not a checkpoint of {run_dir.name})")
-    exported = reused = 0
-    started = time.perf_counter()
-    rows = []
+
+
+def _export_if_stale(run_dir: Path, folder: Path, snapshot: str | None, step: int) -> bool:
+    """Export the weights to `folder` unless it already holds them; True when it exported."""
+    from lab.export import export_hf
+
+    if _export_is_current(folder, run_dir, snapshot, step):
+        return False
+    export_hf(run_dir, folder, snapshot=snapshot)
+    return True
+
+
+def _checkpoint_row(name: str, meta: dict, scores: dict, final: dict, axes: dict) -> dict:
+    """results.json's entry for one checkpoint: position, validation loss, pair summaries."""
     tokens_per_word = final.get("tokens_per_word") or 1.0
-    for name in names:
-        snapshot = None if name == "main" else name
-        meta = _weights_meta(run_dir, snapshot, final)
-        folder = out / name
-        if _export_is_current(folder, run_dir, snapshot, meta["step"]):
-            reused += 1
-        else:
-            export_hf(run_dir, folder, snapshot=snapshot)
-            exported += 1
-        scores = _evaluate(folder, sources, device, val)
-        row = {"name": name, "step": meta["step"], "tokens": meta["tokens"],
-               "words": meta["tokens"] / tokens_per_word,
-               "nominal_words": axes.get("snapshots", {}).get(name, final.get("words"))}
-        if "val" in scores:
-            row.update(val_loss=scores["val"]["val_loss"], val_bpb=scores["val"]["val_bpb"])
-        for label, result in scores.items():
-            if label == "val":
-                continue
-            row[label] = {k: result.get(k) for k in SUMMARY_KEYS}
-            row[label]["by_phenomenon"] = {k: v["accuracy"] for k, v in result["by_phenomenon"].items()}
-        if name == "main":
-            row.update(final_val_loss=final.get("final_val_loss"), final_val_bpb=final.get("final_val_bpb"))
-        rows.append(row)
-    results = _results(run_dir, final, grid, scale, track_corpus, axes, rows, sources)
-    write_json(out / "results.json", results)
-    (out / "README.md").write_text(model_card(results))
-    log(f"submission: {len(names)} models ({exported} exported, {reused} already there) "
-        f"in {time.perf_counter() - started:.0f}s -> {out}")
-    return results
+    row = {"name": name, "step": meta["step"], "tokens": meta["tokens"],
+           "words": meta["tokens"] / tokens_per_word,
+           "nominal_words": axes.get("snapshots", {}).get(name, final.get("words"))}
+    if "val" in scores:
+        row.update(val_loss=scores["val"]["val_loss"], val_bpb=scores["val"]["val_bpb"])
+    for label, result in scores.items():
+        if label == "val":
+            continue
+        row[label] = {k: result.get(k) for k in SUMMARY_KEYS}
+        row[label]["by_phenomenon"] = {k: v["accuracy"] for k, v in result["by_phenomenon"].items()}
+    if name == "main":
+        row.update(final_val_loss=final.get("final_val_loss"), final_val_bpb=final.get("final_val_bpb"))
+    return row
 
 
 def _results(run_dir: Path, final: dict, grid: str, scale: str, track_corpus: str, axes: dict,
              rows: list[dict], sources: list[tuple[str, str]]) -> dict:
-    from lab.evaluate import read_run_config
+    from lab.run_model import read_run_config
 
     cfg, _ = read_run_config(run_dir)
     c, m, t = cfg.corpus, cfg.model, cfg.train
@@ -260,40 +286,8 @@ def _pct(x) -> str:
 
 
 def model_card(results: dict) -> str:
-    d, b, a, tr = results["data"], results["budget"], results["architecture"], results["training"]
-    words = d["train_words_prepared"] if d.get("train_words_prepared") is not None else d.get("train_words_requested")
-    words = "n/a" if words is None else f"{words:,}"
-    if d["real_babylm_data"]:
-        where = d["path"] or f"the hub copy {d['hub_id'] or 'of the registry default'}"
-        data = (f"The BabyLM `{d['track']}` training corpus ({where}), its first "
-                f"{words} words.")
-    else:
-        data = (f"**Offline stand-in**: the embedded synthetic corpus (`{d['corpus']}`), "
-                f"{words} generated words, in place of the BabyLM `{d['track']}` "
-                f"corpus at the same word budget. Not a valid BabyLM submission; train with "
-                f"`corpus={d['track']}` for that.")
-    data += _size_note(d, b["words"])
-    scale_note = ""
-    if results["scale"] != "gpu":
-        scale_note = (f"\nScale `{results['scale']}`: corpus, budget and checkpoint unit are shrunk by one factor "
-                      f"(unit {b['word_unit']:,.0f} words instead of 1M), and checkpoints are named by the words "
-                      f"actually seen, not by BabyLM's names.\n")
-    labels = [label for label in ("corpus_pairs", "pairs") if label in results["pairs_sources"]]
-    head = "| revision | step | words seen | tokens | val loss |" + "".join(
-        f" {label} acc % | macro % | norm % | ties |" for label in labels)
-    sep = "|---|---:|---:|---:|---:|" + "---:|---:|---:|---:|" * len(labels)
-    lines = [head, sep]
-    for row in results["checkpoints"]:
-        cells = [f"`{row['name']}`", str(row["step"]), f"{row['words']:,.0f}", f"{row['tokens']:,}",
-                 _fmt(row.get("val_loss"))]
-        for label in labels:
-            s = row.get(label) or {}
-            cells += [_pct(s.get("accuracy")), _pct(s.get("macro_accuracy")), _pct(s.get("accuracy_norm")),
-                      str(s.get("n_ties", "n/a"))]
-        lines.append("| " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
-    sources = "\n".join(f"- `{k}`: {v}" for k, v in results["pairs_sources"].items()) or "- none (the corpus has no pairs)"
-    final = results["final"]
+    """README.md of the submission folder: data, budget, architecture and the results table."""
+    d = results["data"]
     return f"""---
 library_name: transformers
 pipeline_tag: text-generation
@@ -308,31 +302,73 @@ them as the revisions of one repository (`main` is the final model).
 
 ## Data
 
-{data}
+{_card_data(d, results['budget'])}
 
 ## Budget
 
-- {b['words']:,.0f} words seen ({b['epochs']:g} epochs of {d['corpus_words']:,.0f} words; BabyLM caps at {b['max_epochs']:g})
-- trained: {b['tokens_trained']:,} tokens = {b['words_trained']:,.0f} words at {d['tokens_per_word']:.3f} tokens/word
-- intermediate checkpoints at: {', '.join(f'{k} ({v:,.0f})' for k, v in sorted(b['checkpoints'].items(), key=lambda kv: kv[1]))} words
-{scale_note}
+{_card_budget(results)}
 ## Architecture
 
-Llama (RMSNorm, rotary, SwiGLU, grouped-query attention): {a['params']:,} parameters
+{_card_architecture(results['architecture'], results['training'])}
+
+## Results
+
+{_card_results(results)}
+"""
+
+
+def _card_data(d: dict, b: dict) -> str:
+    """Which corpus, how many words, and whether it is the real BabyLM data."""
+    words = d["train_words_prepared"] if d.get("train_words_prepared") is not None else d.get("train_words_requested")
+    words = "n/a" if words is None else f"{words:,}"
+    if d["real_babylm_data"]:
+        where = d["path"] or f"the hub copy {d['hub_id'] or 'of the registry default'}"
+        data = (f"The BabyLM `{d['track']}` training corpus ({where}), its first "
+                f"{words} words.")
+    else:
+        data = (f"**Offline stand-in**: the embedded synthetic corpus (`{d['corpus']}`), "
+                f"{words} generated words, in place of the BabyLM `{d['track']}` "
+                f"corpus at the same word budget. Not a valid BabyLM submission; train with "
+                f"`corpus={d['track']}` for that.")
+    return data + _size_note(d, b["words"])
+
+
+def _card_budget(results: dict) -> str:
+    """Words seen and checkpoint positions, ending in a newline (and a note on a shrunk scale)."""
+    d, b = results["data"], results["budget"]
+    scale_note = ""
+    if results["scale"] != "gpu":
+        scale_note = (f"\nScale `{results['scale']}`: corpus, budget and checkpoint unit are shrunk by one factor "
+                      f"(unit {b['word_unit']:,.0f} words instead of 1M), and checkpoints are named by the words "
+                      f"actually seen, not by BabyLM's names.\n")
+    checkpoints = ', '.join(f'{k} ({v:,.0f})' for k, v in sorted(b['checkpoints'].items(), key=lambda kv: kv[1]))
+    return (f"- {b['words']:,.0f} words seen ({b['epochs']:g} epochs of {d['corpus_words']:,.0f} words; "
+            f"BabyLM caps at {b['max_epochs']:g})\n"
+            f"- trained: {b['tokens_trained']:,} tokens = {b['words_trained']:,.0f} words at "
+            f"{d['tokens_per_word']:.3f} tokens/word\n"
+            f"- intermediate checkpoints at: {checkpoints} words\n"
+            f"{scale_note}")
+
+
+def _card_architecture(a: dict, tr: dict) -> str:
+    return f"""Llama (RMSNorm, rotary, SwiGLU, grouped-query attention): {a['params']:,} parameters
 ({a['non_embedding_params']:,} non-embedding), d_model={a['d_model']}, n_layers={a['n_layers']},
 n_heads={a['n_heads']}, n_kv_heads={a['n_kv_heads']}, vocab={a['vocab_size']} (byte-level BPE),
 tied embeddings={a['tie_embeddings']}, context {a['seq_len']} tokens.
 Training: batch {tr['batch_size']} x {a['seq_len']} tokens, lr {tr['lr']:g} ({tr['schedule']}, warmup {tr['warmup']:g}),
-weight decay {tr['weight_decay']:g}, {tr['precision']} on {tr['device']}, seed {tr['seed']}, {tr['wall_s']:.0f}s.
+weight decay {tr['weight_decay']:g}, {tr['precision']} on {tr['device']}, seed {tr['seed']}, {tr['wall_s']:.0f}s."""
 
-## Results
 
-Zero-shot minimal pairs: a sentence's score is the sum of log P(token | `</s>`, tokens before),
+def _card_results(results: dict) -> str:
+    """How pairs are scored, the per-checkpoint table, the final losses and the pair sources."""
+    sources = "\n".join(f"- `{k}`: {v}" for k, v in results["pairs_sources"].items()) or "- none (the corpus has no pairs)"
+    final = results["final"]
+    return f"""Zero-shot minimal pairs: a sentence's score is the sum of log P(token | `</s>`, tokens before),
 scored through the exported folders in float32. acc = strictly higher score for the good
 sentence (ties counted apart, not as correct), macro = mean over phenomena, norm = scores
 divided by the number of tokens.
 
-{table}
+{_checkpoint_table(results)}
 
 val loss: nats/token on the clean validation split (first {_val_tokens(results)} tokens), float32.
 Final model (training's own measurement): validation loss {_fmt(final['val_loss'])} nats/token, {_fmt(final['val_bpb'])} bits/byte.
@@ -340,8 +376,25 @@ Final model (training's own measurement): validation loss {_fmt(final['val_loss'
 Pairs:
 {sources}
 
-Full numbers: `results.json`.
-"""
+Full numbers: `results.json`."""
+
+
+def _checkpoint_table(results: dict) -> str:
+    """A markdown table: one row per checkpoint, val loss and each pair source's accuracies."""
+    labels = [label for label in ("corpus_pairs", "pairs") if label in results["pairs_sources"]]
+    head = "| revision | step | words seen | tokens | val loss |" + "".join(
+        f" {label} acc % | macro % | norm % | ties |" for label in labels)
+    sep = "|---|---:|---:|---:|---:|" + "---:|---:|---:|---:|" * len(labels)
+    lines = [head, sep]
+    for row in results["checkpoints"]:
+        cells = [f"`{row['name']}`", str(row["step"]), f"{row['words']:,.0f}", f"{row['tokens']:,}",
+                 _fmt(row.get("val_loss"))]
+        for label in labels:
+            s = row.get(label) or {}
+            cells += [_pct(s.get("accuracy")), _pct(s.get("macro_accuracy")), _pct(s.get("accuracy_norm")),
+                      str(s.get("n_ties", "n/a"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _fmt(x) -> str:

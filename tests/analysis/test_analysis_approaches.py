@@ -4,12 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from analysis.compute_groups import group_by_compute
-from analysis.envelope import envelope_indices, run_envelope
-from analysis.insufficient import InsufficientData
-from analysis.isoflop import fit_profiles, run_isoflop
+from analysis.approach1 import envelope_indices, group_by_compute, run_envelope
+from analysis.approach2 import fit_profiles, run_isoflop
 from analysis.synthetic import TrueSurface, as_table, isoflop_rows
-from analysis.table import read_table
+from analysis.table import InsufficientData, read_table
 from lab.accounting import total_params, training_flops
 from lab.config import RunConfig
 from lab.sweep.results import collect, write_csv
@@ -91,7 +89,7 @@ def test_isoflop_grid_results_csv_feeds_its_nominal_budgets_to_the_profiles(tmp_
     groups = group_by_compute(runs)
     assert groups.from_budget_column and groups.budgets.tolist() == budgets
     # Whole optimizer steps leave every run a little under its nominal C.
-    assert np.all(runs.flops < runs.flops_budget)
+    assert np.all(runs.flops < runs.compute_budget)
     profiles, notes = fit_profiles(runs, groups)
     assert [profile.budget for profile in profiles] == budgets, notes
 

@@ -94,3 +94,17 @@ def test_too_few_points_is_a_clear_message(tmp_path):
     assert done.returncode == 2
     assert "error: not enough data: approach 3 fits 5 parameters and needs at least 6 runs, got 3" \
         in done.stderr
+
+
+def test_report_headline_copies_the_highest_quality_allocation_figure(tmp_path):
+    from analysis.report import main
+    from analysis.synthetic import write_grid
+
+    surface = TrueSurface(quality_gamma=-1.0)
+    rows = isoflop_rows(surface, [1e13, 1e14, 1e15], sizes_per_budget=5, noise=0.01, seed=0, qualities=(0.0, 1.0))
+    grid = write_grid(tmp_path / "grid", rows, surface, logged_steps=3)
+    headline = tmp_path / "docs" / "assets" / "headline.png"
+    assert main([str(grid), "--bootstrap", "5", "--headline", str(headline)]) == 0
+    figures = grid / "report" / "figures"
+    assert headline.read_bytes() == (figures / "allocation_q1.png").read_bytes()
+    assert headline.read_bytes() != (figures / "allocation_q0.png").read_bytes()

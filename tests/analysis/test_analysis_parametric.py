@@ -3,15 +3,15 @@ import numpy as np
 import pytest
 from scipy.optimize import approx_fprime, minimize, minimize_scalar
 
-from analysis.allocation import optimal_allocation
-from analysis.parametric import (
+from analysis.approach3 import run_surface
+from analysis.approach3_core import (
     EffectiveTokens,
     HuberLogLossObjective,
     fit_surface,
     huber,
+    optimal_allocation,
     published_initial_grid,
 )
-from analysis.surface import run_surface
 from analysis.synthetic import TrueSurface, as_table, isoflop_rows
 
 TRUTH = TrueSurface()
@@ -124,7 +124,7 @@ def test_closed_form_allocation_matches_brute_force_minimisation():
 
 
 def test_too_few_runs_is_a_clear_error():
-    from analysis.insufficient import InsufficientData
+    from analysis.table import InsufficientData
     runs = as_table(isoflop_rows(TRUTH, [1e14], sizes_per_budget=4, noise=0.0)).runs
     with pytest.raises(InsufficientData, match="needs at least 6 runs, got 4"):
         run_surface(runs, budget=1e14, n_boot=0, seed=0)

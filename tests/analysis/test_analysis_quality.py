@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
+from analysis.approach3 import SurfaceOptions, build_tokens, run_surface
 from analysis.quality import equal_loss_token_worth, run_quality
 from analysis.references import MUENNIGHOFF
-from analysis.surface import SurfaceOptions, build_tokens, run_surface
 from analysis.synthetic import TrueSurface, as_table, isoflop_rows
 
 BUDGETS = [1e13, 3e13, 1e14, 3e14, 1e15]
@@ -56,7 +56,7 @@ def test_equal_loss_worth_is_the_multiplier_for_a_pure_data_multiplier():
 
 
 def test_single_quality_level_is_refused_with_a_reason():
-    from analysis.insufficient import InsufficientData
+    from analysis.table import InsufficientData
     runs = as_table(isoflop_rows(TrueSurface(), BUDGETS[:3], noise=0.0)).runs
     with pytest.raises(InsufficientData, match="at least 2 quality levels"):
         run_quality(runs, budget=1e14, n_boot=0, seed=0)
@@ -117,7 +117,7 @@ def test_per_level_multipliers_are_read_by_name_beside_a_fitted_repeat_decay():
 def test_each_quality_level_is_resampled_independently(monkeypatch):
     """Equal-sized levels drew the same bootstrap rows (one stream): the two fits' replicates
     moved together and an interval on their ratio came out too narrow."""
-    import analysis.surface as surface
+    import analysis.approach3 as surface
     from analysis.quality import fit_levels
 
     drawn = []
@@ -131,7 +131,7 @@ def test_each_quality_level_is_resampled_independently(monkeypatch):
 
 
 def test_approach_3_refuses_an_axis_that_never_varies():
-    from analysis.insufficient import InsufficientData
+    from analysis.table import InsufficientData
 
     rows = isoflop_rows(TrueSurface(), BUDGETS, noise=0.01, seed=1)
     # Every run at one size (35 runs, many token counts): alpha cannot be identified.

@@ -133,8 +133,7 @@ def test_missing_results_is_an_error_line(tmp_path):
 def test_loss_curve_ends_on_the_final_validation_loss(tmp_path):
     """The trainer logs val_loss in metrics.jsonl only at periodic evaluations (none when
     eval_every=0); the final one is in the results table and must still end the curve."""
-    from analysis.curves import read_curves
-    from analysis.table import read_table
+    from analysis.table import read_curves, read_table
 
     rows = isoflop_rows(SURFACE, [1e13], sizes_per_budget=3, noise=0.0, seed=0, qualities=(1.0,))
     grid = write_grid(tmp_path / "grid", rows, SURFACE, logged_steps=4)

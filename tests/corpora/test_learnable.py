@@ -4,7 +4,7 @@ each axis moved alone."""
 import json
 from pathlib import Path
 
-from corpora.prepare import load_prepared
+from corpora.cache import load_prepared
 from corpora.stats import unigram_cross_entropy
 from lab.sweep.pairs import evaluate_run_pairs
 from tests.helpers import run_entry

@@ -10,20 +10,14 @@ import numpy as np
 import pytest
 
 from common.errors import ConfigError
-from corpora import prepare
+from corpora import build, keys
 from corpora import tokenizer as bpe
+from corpora.cache import load_prepared, prepare_corpus, verify
 from corpora.config import CorpusConfig
-from corpora.prepare import (
-    REAL_TOKENIZER_WORDS,
-    corpus_key,
-    load_prepared,
-    prepare_corpus,
-    tokenizer_key,
-    tokenizer_meta,
-    verify,
-)
+from corpora.keys import REAL_TOKENIZER_WORDS, corpus_key, tokenizer_key
 from corpora.stats import corpus_stats, format_stats
 from corpora.synthetic import generate_documents
+from corpora.tokenizer_cache import tokenizer_meta
 from lab.config import RunConfig
 from lab.runs import run_id
 from tests.helpers import ROOT
@@ -362,7 +356,7 @@ def test_synthetic_keys_do_not_depend_on_local_data():
 def test_what_changes_a_corpus_changes_its_keys_and_run_ids(monkeypatch, constant, value, corpus):
     cfg = RunConfig(corpus=CorpusConfig(name=corpus, train_words=50_000_000 if corpus != "synthetic" else 2_000_000))
     before = (corpus_key(cfg.corpus), tokenizer_key(cfg.corpus), run_id(cfg))
-    monkeypatch.setattr(prepare, constant, value)
+    monkeypatch.setattr(keys, constant, value)
     after = (corpus_key(cfg.corpus), tokenizer_key(cfg.corpus), run_id(cfg))
     # a new tokenizer, a new corpus and a new run: never the stale ones
     assert all(a != b for a, b in zip(before, after))
@@ -371,8 +365,6 @@ def test_what_changes_a_corpus_changes_its_keys_and_run_ids(monkeypatch, constan
 def test_a_corpus_of_the_previous_format_still_loads(prepared, tmp_path):
     # Finished runs point at their corpus (evaluation, export, submissions): format 1 has the same
     # layout, so it is read; a format this code does not know is refused.
-    from corpora.prepare import verify
-
     old = tmp_path / prepared.path.name
     shutil.copytree(prepared.path, old)
     manifest = json.loads((old / "manifest.json").read_text())
@@ -409,7 +401,7 @@ def test_a_missing_local_path_is_keyed_with_the_validation_error(tmp_path):
 def test_a_real_source_is_tokenized_as_it_is_read(tmp_path, monkeypatch):
     """A real split streams from the source into the shard: documents are still being read
     after the first ones were tokenized, so a large (or uncapped) source never sits in memory."""
-    from corpora import prepare, sources
+    from corpora import sources
 
     events = []
     read, encode = sources.iter_documents, bpe.encode_documents
@@ -425,7 +417,7 @@ def test_a_real_source_is_tokenized_as_it_is_read(tmp_path, monkeypatch):
             yield block
 
     monkeypatch.setattr(sources, "iter_documents", reading)
-    monkeypatch.setattr(prepare.bpe, "encode_documents", encoding)
+    monkeypatch.setattr(build.bpe, "encode_documents", encoding)
     corpus = prepare_corpus(local(tmp_path, local_source(tmp_path), train_words=None), log=lambda m: None)
     first_encoded = events.index(("encoded", None))
     last_train_read = max(i for i, e in enumerate(events) if e == ("read", "train"))

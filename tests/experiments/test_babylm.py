@@ -200,7 +200,7 @@ def test_trainer_epoch_guard_counts_the_prepared_train_shard():
     from common.errors import ConfigError
     from lab.config import TrainConfig
     from lab.data import WindowSampler
-    from lab.trainer import make_plan
+    from lab.plan import make_plan
 
     t = TrainConfig(words=100_000.0, tokens=100_000.0, batch_size=4, seq_len=32, max_epochs=10.0 * 1.01)
     full = WindowSampler(np.zeros(20_001, dtype=np.uint16), t.seq_len, seed=0)  # 10,000 words at 2 tokens/word

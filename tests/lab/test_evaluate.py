@@ -7,15 +7,15 @@ import torch
 from torch import nn
 
 from lab.config import ModelConfig
-from lab.evaluate import (
+from lab.hf import to_hf_model
+from lab.model import Llama
+from lab.pair_sources import read_pairs
+from lab.scoring import (
     encode_texts,
     evaluate_pairs_file,
-    read_pairs,
     score_pairs,
     sentence_logprobs,
 )
-from lab.hf import to_hf_model
-from lab.model import Llama
 
 SENTENCES = ["the dog runs .", "the dogs run .", "a cat sleeps .", "the cats sleep .",
              "the big dog sees the small cat .", "a bird sings .", "the birds sing ."]

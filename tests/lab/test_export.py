@@ -17,11 +17,12 @@ from common.files import sha256_file
 from corpora.config import CorpusConfig
 from lab import checkpoint
 from lab.config import ModelConfig, RunConfig, TrainConfig
-from lab.evaluate import load_run_model, score_pairs
 from lab.export import export_hf
 from lab.export import main as export_main
 from lab.model import Llama
+from lab.run_model import load_run_model
 from lab.runs import read_final, write_json
+from lab.scoring import score_pairs
 from lab.sweep.pairs import evaluate_run_pairs, evaluate_snapshot_pairs
 
 STEPS = 7
@@ -29,7 +30,7 @@ STEPS = 7
 
 def make_corpus(root, with_pairs=True):
     """A prepared-corpus directory in corpora.prepare's layout (manifest + checksummed files)."""
-    from corpora.prepare import FORMAT_VERSION
+    from corpora.keys import FORMAT_VERSION
 
     root.mkdir(parents=True)
     tok = make_tokenizer(root / "tokenizer.json")

@@ -102,7 +102,7 @@ def test_results_text_is_filled_from_the_fits(tmp_path):
     import paper_text
 
     from analysis.pipeline import FitRequest, fit_table
-    from analysis.serialize import fits_to_json
+    from analysis.report_text import fits_to_json
     from analysis.synthetic import TrueSurface, isoflop_rows, write_grid
     from analysis.table import read_table
 

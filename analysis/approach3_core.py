@@ -1,24 +1,30 @@
-"""Numerical core of Approach 3: fit L(N, D) = E + A/N^alpha + B/D_eff^beta to final losses.
+"""Approach 3's numerics on plain arrays: fitting L(N, D) = E + A/N^alpha + B/D_eff^beta to final
+losses, its bootstrap refits, and the compute-optimal allocation C = 6 N D a fitted surface implies.
 
-The fit follows Hoffmann et al. 2022 as corrected by Besiroglu et al. 2024: residuals are taken
-in log loss with the log-sum-exp parametrisation
-    log L = LSE(a - alpha log N, b - beta log D_eff, e),   A = e^a, B = e^b, E = e^e,
-and the Huber loss (delta = 1e-3) is *summed* over points (averaging shrinks the objective
-~N-fold and stops L-BFGS early, one cause Besiroglu et al. give for the published misfit).
-
-Speed comes from three choices instead of the published one-start-at-a-time numerical L-BFGS:
-analytic gradients; all ~4,500 grid starts scored in one vectorised pass, only the best few
-polished with L-BFGS; bootstrap refits as per-run weights warm-started from the full-data optimum.
+Kept apart from analysis.approach3 (the fit of a table of runs): bench/fit_speed.py and
+analysis.references use it without a table, and the two together would pass 400 lines.
 """
 from __future__ import annotations
 
+import ctypes
 import itertools
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
 
-from analysis.blas_threads import single_threaded_blas
+from analysis.table import FLOPS_PER_PARAM_TOKEN
+
+# The fit follows Hoffmann et al. 2022 as corrected by Besiroglu et al. 2024: residuals are taken
+# in log loss with the log-sum-exp parametrisation
+#     log L = LSE(a - alpha log N, b - beta log D_eff, e),   A = e^a, B = e^b, E = e^e,
+# and the Huber loss is *summed* over points (averaging shrinks the objective ~N-fold and stops
+# L-BFGS early, one cause Besiroglu et al. give for the published misfit). Speed comes from three
+# choices instead of the published one-start-at-a-time numerical L-BFGS: analytic gradients; all
+# ~4,500 grid starts scored in one vectorised pass, only the best few polished with L-BFGS;
+# bootstrap refits as per-run weights warm-started from the full-data optimum.
 
 HUBER_DELTA = 1e-3
 BASE_NAMES = ("a", "b", "e", "alpha", "beta")
@@ -198,6 +204,54 @@ class SurfaceFit:
         return float(self.theta[self.names.index(name)])
 
 
+# Symbol prefixes of OpenBLAS builds: plain, and the renamed copies in numpy/scipy wheels.
+_OPENBLAS_PREFIXES = ("openblas", "scipy_openblas")
+_OPENBLAS_SUFFIXES = ("", "64_")
+
+
+def _openblas_controls() -> list[tuple[ctypes._CFuncPtr, ctypes._CFuncPtr]]:
+    """(get, set) thread-count functions of every OpenBLAS copy loaded in the process (numpy's and
+    scipy's wheels each bundle one), found the way threadpoolctl does. Empty where there is no
+    /proc or no OpenBLAS (other BLAS vendors), so the fits then just run as they are."""
+    maps = Path("/proc/self/maps")
+    if not maps.is_file():
+        return []
+    paths = sorted({line.split()[-1] for line in maps.read_text().splitlines()
+                    if "openblas" in line.lower() and line.split()[-1].startswith("/")})
+    controls = []
+    for path in paths:
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in _OPENBLAS_PREFIXES:
+            for suffix in _OPENBLAS_SUFFIXES:
+                getter = getattr(library, f"{prefix}_get_num_threads{suffix}", None)
+                setter = getattr(library, f"{prefix}_set_num_threads{suffix}", None)
+                if getter is not None and setter is not None:
+                    controls.append((getter, setter))
+    return controls
+
+
+@contextmanager
+def single_threaded_blas():
+    """One OpenBLAS thread inside, the previous counts restored after.
+
+    L-BFGS-B calls OpenBLAS on matrices of a few rows, where threads gain nothing and their
+    spin-waiting competes with the main thread: measured on a 2-core machine, 200 bootstrap refits
+    take 0.8 s alone but 2.3 s next to one busy process (0.8 s with one BLAS thread).
+    """
+    controls = _openblas_controls()
+    previous = [getter() for getter, _ in controls]
+    for _, setter in controls:
+        setter(1)
+    try:
+        yield
+    finally:
+        for (_, setter), count in zip(controls, previous):
+            setter(count)
+
+
 def polish(objective: HuberLogLossObjective, start: np.ndarray,
            weights: np.ndarray | None = None) -> tuple[np.ndarray, float, bool]:
     """L-BFGS with the analytic gradient from one start."""
@@ -237,3 +291,51 @@ def bootstrap_surfaces(objective: HuberLogLossObjective, full_fit: SurfaceFit,
             if np.isfinite(value) and np.all(np.isfinite(theta)):
                 thetas[replicate] = theta
     return thetas
+
+
+# Compute-optimal allocation of C = 6 N D under L = E + A/N^alpha + B/D^beta (Hoffmann et al.
+# 2022, eq. 4): G = (alpha A / (beta B))^(1/(alpha+beta)), N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b
+# with a = beta/(alpha+beta), b = alpha/(alpha+beta); E does not move the optimum. Vectorised over
+# parameter arrays so that one call evaluates a point estimate or a thousand bootstrap replicates.
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """The optimal split of one compute budget (arrays when evaluated on many parameter sets)."""
+
+    compute: float
+    params: np.ndarray
+    tokens: np.ndarray
+
+    @property
+    def tokens_per_param(self) -> np.ndarray:
+        return self.tokens / self.params
+
+
+def allocation_exponents(alpha, beta) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) with N_opt ∝ C^a and D_opt ∝ C^b; a + b = 1."""
+    alpha = np.asarray(alpha, dtype=float)
+    beta = np.asarray(beta, dtype=float)
+    return beta / (alpha + beta), alpha / (alpha + beta)
+
+
+def allocation_scale(A, B, alpha, beta) -> np.ndarray:
+    """G = (alpha A / (beta B))^(1/(alpha+beta))."""
+    A, B, alpha, beta = (np.asarray(v, dtype=float) for v in (A, B, alpha, beta))
+    return np.power(alpha * A / (beta * B), 1.0 / (alpha + beta))
+
+
+def optimal_allocation(compute: float, A, B, alpha, beta) -> Allocation:
+    a, b = allocation_exponents(alpha, beta)
+    scale = allocation_scale(A, B, alpha, beta)
+    half_budget = compute / FLOPS_PER_PARAM_TOKEN
+    return Allocation(compute=compute,
+                      params=scale * np.power(half_budget, a),
+                      tokens=np.power(half_budget, b) / scale)
+
+
+def optimal_loss(compute, E, A, B, alpha, beta) -> np.ndarray:
+    """The loss reached when compute is split optimally: the parametric compute frontier."""
+    allocation = optimal_allocation(compute, A, B, alpha, beta)
+    return (np.asarray(E, dtype=float) + A / np.power(allocation.params, alpha)
+            + B / np.power(allocation.tokens, beta))

@@ -1,9 +1,5 @@
-"""Approach 3 on a table of runs: the parametric loss surface, its bootstrap, and what follows.
-
-Builds the effective-token model from the table (Muennighoff's repeated-data form when runs took
-more than one epoch; a quality multiplier for the joint quality fit), fits with
-analysis.parametric, and turns every replicate into the reported quantities: E, A, B, alpha, beta,
-allocation exponents a and b, G, and N_opt, D_opt, tokens per parameter at the reference budget.
+"""Approach 3 on a table of runs: the parametric loss surface with its bootstrap, and every reported
+quantity (E, A, B, alpha, beta, a, b, G, N_opt, D_opt, tokens per parameter) for each replicate.
 """
 from __future__ import annotations
 
@@ -11,25 +7,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis.allocation import (
-    allocation_exponents,
-    allocation_scale,
-    optimal_allocation,
-)
-from analysis.insufficient import InsufficientData
-from analysis.intervals import Estimate, percentile_estimate, resample_counts
-from analysis.parametric import (
+from analysis.approach3_core import (
     DEFAULT_POLISHED_STARTS,
     EffectiveTokens,
     HuberLogLossObjective,
     SurfaceFit,
+    allocation_exponents,
+    allocation_scale,
     bootstrap_surfaces,
     fit_surface,
+    optimal_allocation,
 )
+from analysis.intervals import Estimate, percentile_estimate, resample_counts
 from analysis.references import MUENNIGHOFF
-from analysis.table import RunTable
+from analysis.table import InsufficientData, RunTable
 
 QUALITY_FORMS = ("exponential", "per_level")
+# With one or two values on an axis its exponent is not identified (E absorbs the rest), and the
+# fit would return a starting-grid value with a confident-looking interval.
+MIN_DISTINCT_PER_AXIS = 3
 
 
 @dataclass(frozen=True)
@@ -88,6 +84,8 @@ def quality_design(quality: np.ndarray, form: str) -> tuple[np.ndarray, tuple[st
 
 
 def build_tokens(runs: RunTable, options: SurfaceOptions) -> tuple[EffectiveTokens, list[str], tuple, float | None]:
+    """The effective-token model of the table: Muennighoff's D' where runs repeated data, and a
+    quality multiplier for a joint quality fit; with notes, free quality levels and the reference."""
     notes = []
     repetitions, repeat_decay, base_tokens = None, None, runs.tokens
     if options.repeat_correction and runs.has_repeats:
@@ -127,8 +125,6 @@ def surface_quantities(thetas: np.ndarray, names: tuple[str, ...], budget: float
     return quantities
 
 
-MIN_DISTINCT_PER_AXIS = 3
-
 
 def run_surface(runs: RunTable, *, budget: float, n_boot: int, seed: int,
                 options: SurfaceOptions = SurfaceOptions(), stream: tuple[int, ...] = ()) -> SurfaceResult:
@@ -140,8 +136,6 @@ def run_surface(runs: RunTable, *, budget: float, n_boot: int, seed: int,
     if len(runs) < needed:
         raise InsufficientData(f"approach 3 fits {len(objective.names)} parameters and needs at least "
                                f"{needed} runs, got {len(runs)}")
-    # With one or two values on an axis its exponent is not identified (E absorbs the rest), and
-    # the fit would return a starting-grid value with a confident-looking interval.
     for axis, values in (("model sizes", runs.params), ("token counts", runs.tokens)):
         distinct = len(np.unique(values))
         if distinct < MIN_DISTINCT_PER_AXIS:

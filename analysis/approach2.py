@@ -1,5 +1,5 @@
 """Approach 2: IsoFLOP profiles. A parabola of loss in log N (and in log D) per compute budget,
-its minimum, then power laws N_opt(C), D_opt(C) through the minima.
+its minimum, then power laws N_opt(C), D_opt(C) through the minima (as Approach 1's).
 
 A profile is usable only when it has three distinct sizes, curves upward, and has its minimum
 inside the sizes it sampled (an extrapolated minimum says the grid missed the optimum).
@@ -10,18 +10,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.allocation_laws import AllocationLawResult, AllocationLaws, summarise
-from analysis.compute_groups import (
-    MAX_PROFILE_SPREAD_DEX,
+from analysis.approach1 import (
+    AllocationLawResult,
+    AllocationLaws,
     ComputeGroups,
+    fit_power_law,
     group_by_compute,
+    summarise,
 )
-from analysis.insufficient import InsufficientData
 from analysis.intervals import stratified_resample
-from analysis.power_law import fit_power_law
-from analysis.table import RunTable
+from analysis.table import InsufficientData, RunTable
 
 MIN_SIZES_PER_PROFILE = 3
+# An IsoFLOP profile must hold compute (near) fixed; wider groups are chains of a scatter design.
+MAX_PROFILE_SPREAD_DEX = 0.1
 MIN_PROFILES = 2
 
 

@@ -1,0 +1,360 @@
+"""Fitted results as text, with no file I/O: the JSON of every estimate and skip (fit --json,
+fits.json), the console summary, and the markdown sections of report.md.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from analysis.approach1 import ALLOCATION_NAMES, AllocationLawResult
+from analysis.approach3 import SurfaceResult
+from analysis.intervals import (
+    DEFAULT_CONFIDENCE,
+    Estimate,
+    format_number,
+    json_number,
+    plain_json,
+)
+from analysis.pipeline import LevelFits, TableFits
+from analysis.quality import QualityResult
+from analysis.references import (
+    CHINCHILLA_FULL_PRECISION,
+    CHINCHILLA_PUBLISHED,
+    EPOCH_REFIT,
+    KAPLAN,
+    MUENNIGHOFF,
+    TOKENS_PER_PARAM_RULE_CITATION,
+    comparison_line,
+    quantity_label,
+    reference_values,
+)
+from analysis.table import LoadedTable
+
+SURFACE_NAMES = ("E", "A", "B", "alpha", "beta") + ALLOCATION_NAMES + ("G",)
+SURFACE_EXTRA_NAMES = ("repeat_decay",)
+
+
+def _estimates_json(estimates: dict[str, Estimate]) -> dict:
+    return {name: estimate.to_json() for name, estimate in estimates.items()}
+
+
+def _allocation_json(result: AllocationLawResult) -> dict:
+    return {
+        "estimates": _estimates_json(result.estimates),
+        "laws": {"params": {"exponent": result.laws.params.exponent,
+                            "coefficient": result.laws.params.coefficient},
+                 "tokens": {"exponent": result.laws.tokens.exponent,
+                            "coefficient": result.laws.tokens.coefficient}},
+        "optima": result.optima,
+        "failed_replicates": result.failed_replicates,
+        "notes": list(result.notes),
+    }
+
+
+def _surface_json(result: SurfaceResult) -> dict:
+    return {
+        "estimates": _estimates_json(result.estimates),
+        "theta": dict(zip(result.fit.names, (float(v) for v in result.fit.theta))),
+        "objective": result.fit.objective,
+        "converged": result.fit.converged,
+        "points": len(result.run_ids),
+        "failed_replicates": result.failed_replicates,
+        "notes": list(result.notes),
+    }
+
+
+def _level_json(level: LevelFits) -> dict:
+    out: dict = {"quality": level.quality, "runs": len(level.runs)}
+    for approach, key in ((1, "approach1"), (2, "approach2"), (3, "approach3")):
+        if approach in level.skipped:
+            out[key] = {"skipped": level.skipped[approach]}
+    if level.envelope is not None:
+        out["approach1"] = _allocation_json(level.envelope)
+    if level.isoflop is not None:
+        out["approach2"] = _allocation_json(level.isoflop.allocation)
+    if level.surface is not None:
+        out["approach3"] = _surface_json(level.surface)
+    return out
+
+
+def _quality_json(result: QualityResult) -> dict:
+    def by_level(values: dict) -> dict:
+        return {f"{q:g}": value for q, value in values.items()}
+
+    return {
+        "levels": list(result.levels),
+        "multipliers": {form: by_level({q: e.to_json() for q, e in values.items()})
+                        for form, values in result.multipliers.items()},
+        "web_tokens_per_textbook_token": {how: e.to_json() for how, e in result.token_worth.items()},
+        "allocation": {model: by_level({q: _estimates_json(values) for q, values in per_level.items()})
+                       for model, per_level in result.allocation.items()},
+        "joint_fits": {form: _surface_json(fit) for form, fit in result.joint.items()},
+        "notes": list(result.notes),
+    }
+
+
+def references_json() -> dict:
+    surfaces = {law.name: {"E": law.E, "A": law.A, "B": law.B, "alpha": law.alpha, "beta": law.beta,
+                           "standard_errors": law.standard_errors, "citation": law.citation}
+                for law in (CHINCHILLA_PUBLISHED, CHINCHILLA_FULL_PRECISION, EPOCH_REFIT)}
+    return {
+        **surfaces,
+        "Kaplan": {"alpha_N": KAPLAN.alpha_N, "alpha_D": KAPLAN.alpha_D, "N_c": KAPLAN.N_c,
+                   "D_c": KAPLAN.D_c, "optimal_params_exponent": KAPLAN.optimal_params_exponent,
+                   "citation": KAPLAN.citation},
+        "Muennighoff": {"R_D_star": MUENNIGHOFF.R_D_star, "R_N_star": MUENNIGHOFF.R_N_star,
+                        "citation": MUENNIGHOFF.citation},
+        "tokens_per_param_rule": {"value": 20, "citation": TOKENS_PER_PARAM_RULE_CITATION},
+    }
+
+
+def fits_to_json(fits: TableFits) -> dict:
+    """TableFits as one JSON-ready dict: every estimate with its interval, every skip with its reason."""
+    table = fits.table
+    out = {
+        "table": table.source,
+        "rows": table.total_rows,
+        "used": len(table.runs),
+        "excluded": [{"run_id": run.run_id, "reason": run.reason} for run in table.excluded],
+        "loss_column": table.loss_column,
+        "params_column": table.params_column,
+        "settings": {"bootstrap": fits.request.n_boot, "seed": fits.request.seed, "confidence": DEFAULT_CONFIDENCE,
+                     "budget": json_number(fits.budget),
+                     "approaches": list(fits.request.approaches),
+                     "repeat_correction": fits.request.surface.repeat_correction,
+                     "fit_repeat_decay": fits.request.surface.fit_repeat_decay},
+        "notes": list(fits.notes),
+        "levels": [_level_json(level) for level in fits.levels],
+        "references": references_json(),
+    }
+    if fits.quality is not None:
+        out["quality"] = _quality_json(fits.quality)
+    elif fits.quality_skipped is not None:
+        out["quality"] = {"skipped": fits.quality_skipped}
+    return plain_json(out)
+
+
+def _allocation_lines(result: AllocationLawResult, approach: int, budget: float, points: str) -> list[str]:
+    n_boot = len(result.replicate_laws)
+    lines = [f"{result.approach}: {points}; {result.failed_replicates}/{n_boot} bootstrap refits failed"]
+    lines += [f"  note: {note}" for note in result.notes]
+    lines += ["  " + comparison_line(name, result.estimates[name], approach=approach, budget=budget)
+              for name in ALLOCATION_NAMES]
+    return lines
+
+
+def level_lines(level: LevelFits, budget: float) -> list[str]:
+    lines = [f"[{level.label}] {len(level.runs)} runs"]
+    for approach, reason in sorted(level.skipped.items()):
+        lines.append(f"approach {approach} skipped: {reason}")
+    if level.envelope is not None:
+        lines += _allocation_lines(level.envelope, 1, budget,
+                                   f"{len(level.envelope.optima['compute'])} envelope points")
+    if level.isoflop is not None:
+        lines += _allocation_lines(level.isoflop.allocation, 2, budget,
+                                   f"{len(level.isoflop.profiles)} IsoFLOP profiles")
+    if level.surface is not None:
+        surface = level.surface
+        lines.append(f"approach 3 (parametric L(N, D)): {len(surface.run_ids)} runs, summed Huber "
+                     f"objective {surface.fit.objective:.4g}; {surface.failed_replicates}/"
+                     f"{len(surface.replicates)} bootstrap refits failed")
+        lines += [f"  note: {note}" for note in surface.notes]
+        names = SURFACE_NAMES + tuple(n for n in SURFACE_EXTRA_NAMES if n in surface.estimates)
+        lines += ["  " + comparison_line(name, surface.estimates[name], approach=3, budget=budget)
+                  for name in names]
+    return lines
+
+
+def quality_lines(result: QualityResult) -> list[str]:
+    levels = ", ".join(f"{q:g}" for q in result.levels)
+    lines = [f"[quality] levels {levels} (1 = textbook, 0 = web); m(q) multiplies tokens, m(1) = 1"]
+    lines += [f"  note: {note}" for note in result.notes]
+    for form, multipliers in result.multipliers.items():
+        lines.append(f"  m(q), joint {form} fit: " + "; ".join(
+            f"q={q:g}: {estimate.format()}" for q, estimate in multipliers.items()))
+    if "gamma" in result.joint["exponential"].estimates:
+        lines.append(f"  gamma (log m(q) = gamma (1 - q)): "
+                     f"{result.joint['exponential'].estimates['gamma'].format()}")
+    low, high = result.levels[0], result.levels[-1]
+    for how, estimate in result.token_worth.items():
+        lines.append(f"  tokens at q={low:g} worth one token at q={high:g} ({how}, C={result.budget:.3g}): "
+                     f"{estimate.format()}")
+    lines.append(f"  compute-optimal split at C={result.budget:.3g}:")
+    for model, per_level in result.allocation.items():
+        for q, values in per_level.items():
+            lines.append(f"    {model}, q={q:g}: N_opt {values['params_at_budget'].format()}, "
+                         f"D_opt {values['tokens_at_budget'].format()}, tokens/param "
+                         f"{values['tokens_per_param_at_budget'].format()}")
+    return lines
+
+
+def summary_lines(fits: TableFits) -> list[str]:
+    """TableFits as plain text lines: ours beside the published values, every interval, every skip."""
+    table, request = fits.table, fits.request
+    lines = [f"table: {table.source} ({table.total_rows} rows, {len(table.runs)} used; loss column "
+             f"{table.loss_column}, N column {table.params_column})",
+             f"allocations at C = {fits.budget:.3g} FLOPs; intervals: 95% percentile bootstrap over runs, "
+             f"{request.n_boot} refits, seed {request.seed}"]
+    lines += [f"note: {note}" for note in fits.notes]
+    for level in fits.levels:
+        lines.append("")
+        lines += level_lines(level, fits.budget)
+    if fits.quality is not None:
+        lines.append("")
+        lines += quality_lines(fits.quality)
+    elif fits.quality_skipped is not None:
+        lines += ["", f"quality analysis skipped: {fits.quality_skipped}"]
+    return lines
+
+
+def law_lines(fits: TableFits) -> list[str]:
+    """The fitted law in a few lines per quality level, for a console (the report has the rest)."""
+    lines = []
+    for level in fits.levels:
+        allocations = [(1, level.envelope), (2, level.isoflop.allocation if level.isoflop else None)]
+        for approach, result in allocations:
+            if result is not None:
+                e = result.estimates
+                lines.append(f"[{level.label}] approach {approach}: N_opt ~ C^a, a = {e['params_exponent'].format()}; "
+                             f"D_opt ~ C^b, b = {e['tokens_exponent'].format()}")
+        if level.surface is not None:
+            e = level.surface.estimates
+            lines.append(f"[{level.label}] approach 3: L(N, D) = E + A/N^alpha + B/D^beta, "
+                         + ", ".join(f"{name} = {e[name].format()}" for name in ("E", "A", "B", "alpha", "beta")))
+            lines.append(f"[{level.label}] approach 3: a = {e['params_exponent'].format()}, tokens per parameter "
+                         f"at C = {fits.budget:.3g}: {e['tokens_per_param_at_budget'].format()}")
+    if fits.quality is not None:  # (skipped approaches are printed as notes when they happen)
+        q = fits.quality
+        low, high = q.levels[0], q.levels[-1]
+        for how, estimate in q.token_worth.items():
+            lines.append(f"[quality] tokens at q={low:g} worth one token at q={high:g} ({how}): {estimate.format()}")
+    return lines
+
+
+def estimate_table(estimates: dict[str, Estimate], names: tuple[str, ...], *, approach: int,
+                   budget: float) -> list[str]:
+    lines = ["| quantity | ours [95% CI] | published |", "| --- | --- | --- |"]
+    for name in names:
+        if name not in estimates:
+            continue
+        published = "; ".join(f"{ref.label} {ref.text}"
+                              for ref in reference_values(name, approach=approach, budget=budget))
+        lines.append(f"| {quantity_label(name, budget)} | {estimates[name].format()} | {published or '–'} |")
+    return lines
+
+
+def _number(x: float) -> str:
+    return "" if math.isnan(x) else format_number(x)
+
+
+def runs_table(table: LoadedTable) -> list[str]:
+    runs = table.runs
+    has_blimp = bool((runs.blimp_acc == runs.blimp_acc).any())
+    header = "| run | N | D | C (FLOPs) | quality | epochs | loss |" + (" BLiMP |" if has_blimp else "")
+    lines = [header, "|" + " --- |" * (header.count("|") - 1)]
+    for i, run_id in enumerate(runs.run_ids):
+        cells = [f"`{run_id}`", _number(runs.params[i]), _number(runs.tokens[i]), _number(runs.flops[i]),
+                 _number(runs.quality[i]), _number(runs.epochs[i]), f"{runs.loss[i]:.4f}"]
+        if has_blimp:
+            cells.append(_number(runs.blimp_acc[i]))
+        lines.append("| " + " | ".join(cells) + " |")
+    if table.excluded:
+        lines += ["", "Excluded from every fit:", ""]
+        lines += [f"- `{run.run_id}`: {run.reason}" for run in table.excluded]
+    return lines
+
+
+def level_section(level: LevelFits, budget: float, figures: dict[str, str]) -> list[str]:
+    lines = [f"## Fits: {level.label} ({len(level.runs)} runs)", ""]
+    for approach, reason in sorted(level.skipped.items()):
+        lines += [f"*Approach {approach} skipped:* {reason}", ""]
+    if level.envelope is not None:
+        result = level.envelope
+        lines += ["### Approach 1: minimum-loss envelope", "",
+                  f"{len(result.optima['compute'])} runs on the envelope "
+                  f"({', '.join(f'`{r}`' for r in result.optima['run_ids'])}); "
+                  f"{result.failed_replicates} of {len(result.replicate_laws)} bootstrap refits failed.", ""]
+        lines += estimate_table(result.estimates, ALLOCATION_NAMES, approach=1, budget=budget) + [""]
+    if level.isoflop is not None:
+        result = level.isoflop.allocation
+        lines += ["### Approach 2: IsoFLOP profiles", "",
+                  f"{len(level.isoflop.profiles)} profiles with an interior minimum; "
+                  f"{result.failed_replicates} of {len(result.replicate_laws)} bootstrap refits failed.", ""]
+        lines += [f"- {note}" for note in result.notes] + ([""] if result.notes else [])
+        lines += estimate_table(result.estimates, ALLOCATION_NAMES, approach=2, budget=budget) + [""]
+    if level.surface is not None:
+        surface = level.surface
+        lines += ["### Approach 3: parametric fit L(N, D) = E + A/N^alpha + B/D^beta", "",
+                  f"Huber (delta 1e-3) on log loss, summed over {len(surface.run_ids)} runs; objective "
+                  f"{surface.fit.objective:.4g}; {surface.failed_replicates} of {len(surface.replicates)} "
+                  "bootstrap refits failed.", ""]
+        lines += [f"- {note}" for note in surface.notes] + ([""] if surface.notes else [])
+        names = SURFACE_NAMES + SURFACE_EXTRA_NAMES
+        lines += estimate_table(surface.estimates, names, approach=3, budget=budget) + [""]
+    lines += [f"![{title}]({path})" for title, path in figures.items()]
+    return lines + [""]
+
+
+def quality_section(result: QualityResult, figure: str | None) -> list[str]:
+    low, high = result.levels[0], result.levels[-1]
+    lines = ["## Data quality", "",
+             f"Levels {', '.join(f'{q:g}' for q in result.levels)} (1 = textbook, 0 = web). Joint fits use "
+             "D_eff = m(q) D with m(1) = 1: *exponential* log m(q) = gamma (1 - q), *per level* one free "
+             "multiplier per level (reference: the highest level).", ""]
+    lines += [f"- {note}" for note in result.notes] + ([""] if result.notes else [])
+    lines += ["| q | " + " | ".join(f"m(q), joint {form}" for form in result.multipliers) + " |",
+              "| --- |" + " --- |" * len(result.multipliers)]
+    for q in result.levels:
+        lines.append(f"| {q:g} | " + " | ".join(values[q].format() for values in result.multipliers.values())
+                     + " |")
+    lines += ["", f"Tokens at q={low:g} worth one token at q={high:g} (C = {result.budget:.3g} FLOPs):", ""]
+    lines += [f"- {how}: {estimate.format()}" for how, estimate in result.token_worth.items()]
+    lines += ["", f"Compute-optimal split at C = {result.budget:.3g} FLOPs:", "",
+              "| model | q | N_opt | D_opt | tokens per parameter |", "| --- | --- | --- | --- | --- |"]
+    for model, per_level in result.allocation.items():
+        for q, values in per_level.items():
+            lines.append(f"| {model} | {q:g} | {values['params_at_budget'].format()} | "
+                         f"{values['tokens_at_budget'].format()} | "
+                         f"{values['tokens_per_param_at_budget'].format()} |")
+    if figure:
+        lines += ["", f"![quality]({figure})"]
+    return lines + [""]
+
+
+def references_section() -> list[str]:
+    return ["## References", "",
+            f"- {CHINCHILLA_PUBLISHED.citation}: E={CHINCHILLA_PUBLISHED.E}, A={CHINCHILLA_PUBLISHED.A}, "
+            f"B={CHINCHILLA_PUBLISHED.B}, alpha={CHINCHILLA_PUBLISHED.alpha}, beta={CHINCHILLA_PUBLISHED.beta}.",
+            f"- {CHINCHILLA_FULL_PRECISION.citation}: alpha={CHINCHILLA_FULL_PRECISION.alpha}, "
+            f"beta={CHINCHILLA_FULL_PRECISION.beta}.",
+            f"- {EPOCH_REFIT.citation}: E={EPOCH_REFIT.E}, A={EPOCH_REFIT.A}, B={EPOCH_REFIT.B}, "
+            f"alpha={EPOCH_REFIT.alpha}, beta={EPOCH_REFIT.beta} (standard errors "
+            + ", ".join(f"{k} {v}" for k, v in EPOCH_REFIT.standard_errors.items()) + ").",
+            f"- {KAPLAN.citation}: alpha_N={KAPLAN.alpha_N}, alpha_D={KAPLAN.alpha_D}, N_c={KAPLAN.N_c:.1e}, "
+            f"D_c={KAPLAN.D_c:.1e}, N_opt ∝ C^{KAPLAN.optimal_params_exponent} (non-embedding parameters).",
+            f"- {MUENNIGHOFF.citation}: R_D*={MUENNIGHOFF.R_D_star}, R_N*={MUENNIGHOFF.R_N_star}.",
+            f"- 20 tokens per parameter: {TOKENS_PER_PARAM_RULE_CITATION}.", ""]
+
+
+def compute_definitions(table: LoadedTable) -> str:
+    """Which C each approach uses, and how far apart the two are on these runs (Chinchilla
+    mixed them the same way: its approaches 1 and 2 count FLOPs, its closed form takes 6ND)."""
+    runs = table.runs
+    with np.errstate(all="ignore"):
+        ratio = runs.flops / (6.0 * runs.params * runs.tokens)
+    ratio = ratio[np.isfinite(ratio)]
+    spread = f"; {ratio.min():.2f}-{ratio.max():.2f}x 6ND on these runs" if len(ratio) else ""
+    return ("Approaches 1 and 2 fit N_opt and D_opt against the runs' training FLOPs (the `flops` "
+            f"column: 6N per token plus attention{spread}); approach 3's closed form and the published "
+            "references take C = 6 N D, as Chinchilla's did.")
+
+
+def report_header(fits: TableFits | None, table: LoadedTable, title: str, n_boot: int, seed: int) -> list[str]:
+    lines = [f"# Scaling-law report: {title}", "",
+             f"Runs: {table.total_rows} in `results.csv`, {len(table.runs)} used in the fits "
+             f"(loss column `{table.loss_column}`, N = `{table.params_column}`).",
+             f"Intervals: 95% percentile bootstrap over runs ({n_boot} refits, seed {seed})."]
+    if fits is not None:
+        lines.append(f"Allocations are reported at C = {fits.budget:.3g} FLOPs. " + compute_definitions(table))
+    return lines + [""]
