@@ -51,6 +51,10 @@ class TrainConfig:
     min_lr_ratio: float = 0.1
     # Warmup: a fraction of the steps when < 1, else a number of steps.
     warmup: float = 0.05
+    # Warmup as a token count instead (rounded to whole steps; `warmup` is then ignored). It does
+    # not depend on the run's length, so runs of one size but different budgets share their
+    # first steps (the grids set it to N, one token per parameter, after Porian et al. 2024).
+    warmup_tokens: float | None = None
     # "cosine", "wsd" (warmup-stable-decay) or "constant".
     schedule: str = "cosine"
     # WSD: the final fraction of steps over which lr decays linearly to min_lr.
@@ -140,6 +144,7 @@ def validate_train(t: TrainConfig, prefix: str = "train") -> None:
     _require(t.lr > 0, f"{prefix}.lr", f"must be > 0, got {t.lr}")
     _require(0 <= t.min_lr_ratio <= 1, f"{prefix}.min_lr_ratio", "must be in [0, 1]")
     _require(t.warmup >= 0, f"{prefix}.warmup", "must be >= 0")
+    _require(t.warmup_tokens is None or t.warmup_tokens >= 0, f"{prefix}.warmup_tokens", "must be >= 0")
     _require(t.schedule in ("cosine", "wsd", "constant"), f"{prefix}.schedule",
              f"unknown schedule {t.schedule!r}; choose cosine, wsd or constant")
     _require(0 < t.decay_fraction <= 1, f"{prefix}.decay_fraction", "must be in (0, 1]")

@@ -49,10 +49,17 @@ def make_plan(t: TrainConfig, sampler: WindowSampler, world_size: int = 1, token
 
 def _check_schedule(t: TrainConfig, steps: int) -> None:
     """Schedules that could only be bent to fit the run: refused rather than silently reshaped."""
-    if t.warmup >= 1 and t.warmup > steps:
+    if t.warmup_tokens is not None:
+        tokens = steps * t.batch_size * t.seq_len
+        if t.warmup_tokens > tokens:
+            raise ConfigError("train.warmup_tokens", f"{t.warmup_tokens:g} warmup tokens exceed the run's "
+                                                     f"{tokens} tokens")
+        warmup_fraction = t.warmup_tokens / tokens
+    elif t.warmup >= 1 and t.warmup > steps:
         raise ConfigError("train.warmup", f"{t.warmup:g} warmup steps exceed the run's {steps} steps; "
                                           "give a fraction of the run (< 1) instead")
-    warmup_fraction = t.warmup if t.warmup < 1 else t.warmup / steps
+    else:
+        warmup_fraction = t.warmup if t.warmup < 1 else t.warmup / steps
     if t.schedule == "wsd" and warmup_fraction + t.decay_fraction > 1 + 1e-9:  # fractions: any length alike
         raise ConfigError("train.decay_fraction", f"warmup ({warmup_fraction:.3g} of the run) and decay "
                                                   f"({t.decay_fraction:g}) overlap in a {steps}-step run")

@@ -7,7 +7,10 @@ from lab.config import TrainConfig
 
 
 def warmup_steps(cfg: TrainConfig, total_steps: int) -> int:
-    steps = cfg.warmup * total_steps if cfg.warmup < 1 else cfg.warmup
+    if cfg.warmup_tokens is not None:
+        steps = cfg.warmup_tokens / (cfg.batch_size * cfg.seq_len)
+    else:
+        steps = cfg.warmup * total_steps if cfg.warmup < 1 else cfg.warmup
     # Halves round up (round() takes them to even: 5% of 10 steps was no warmup at all).
     return min(int(math.floor(steps + 0.5)), total_steps)
 

@@ -41,6 +41,8 @@ def test_a_half_warmup_step_rounds_up():
 @pytest.mark.parametrize("changes,field", [
     ({"warmup": 500}, "train.warmup"),  # 500 warmup steps in a 100-step run: never decays
     ({"schedule": "wsd", "warmup": 0.5, "decay_fraction": 0.8}, "train.decay_fraction"),
+    ({"warmup_tokens": 100 * 4 * 8 + 1}, "train.warmup_tokens"),  # longer than the run
+    ({"schedule": "wsd", "warmup_tokens": 60 * 4 * 8, "decay_fraction": 0.5}, "train.decay_fraction"),
 ])
 def test_a_schedule_that_does_not_fit_the_run_is_refused(changes, field):
     import numpy as np
@@ -64,3 +66,13 @@ def test_wsd_phases_that_rounding_overlaps_meet_without_a_jump():
     assert lrs[:3] == pytest.approx([1 / 3, 2 / 3, 1.0])
     assert all(later < earlier for earlier, later in zip(lrs[2:], lrs[3:]))  # decays from the peak
     assert lrs[3] == pytest.approx(1 - 1 / 7) and lrs[-1] == pytest.approx(0.0)
+
+
+def test_warmup_in_tokens_does_not_depend_on_the_run_length():
+    # 1,000 tokens at 32 tokens per step: 31.25 steps, whatever the run's length (and `warmup`).
+    cfg = TrainConfig(lr=1.0, warmup=0.5, warmup_tokens=1000, batch_size=4, seq_len=8, schedule="wsd",
+                      decay_fraction=0.2)
+    assert warmup_steps(cfg, 100) == warmup_steps(cfg, 1000) == 31
+    short, long = [lr_at(s, 100, cfg) for s in range(80)], [lr_at(s, 1000, cfg) for s in range(80)]
+    assert short == long  # the same first steps until the shorter run's decay starts
+    assert short[30] == pytest.approx(31 / 31) and short[29] == pytest.approx(30 / 31)
