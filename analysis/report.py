@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from dataclasses import replace
@@ -77,7 +78,7 @@ def _level_figures(level: LevelFits, suffix: str, curves, directory: Path, notes
 def _figures(grid_dir: Path, table: LoadedTable, fits: TableFits | None, directory: Path,
              notes: list[str]) -> tuple[list[dict[str, str]], dict[str, str | None]]:
     """Every figure the runs support: per quality level, and the grid-wide ones (loss curves,
-    quality, BLiMP) by title; paths relative to the report directory."""
+    quality, minimal pairs) by title; paths relative to the report directory."""
     curves, curve_notes = read_curves(grid_dir, table.runs)
     for note in curve_notes:
         _say(note, notes)
@@ -95,8 +96,8 @@ def _figures(grid_dir: Path, table: LoadedTable, fits: TableFits | None, directo
         if fits.quality is not None:
             graded = table.runs.subset(~np.isnan(table.runs.quality))
             extra_figures["quality"] = f"figures/{figures.plot_quality(fits.quality, graded, directory)[0].name}"
-    if np.any(~np.isnan(table.runs.blimp_acc)):
-        extra_figures["BLiMP"] = f"figures/{figures.plot_blimp(table.runs, directory)[0].name}"
+    if np.any(~np.isnan(table.runs.pairs_acc)):
+        extra_figures["pairs"] = f"figures/{figures.plot_pairs(table.runs, directory)[0].name}"
     return level_figures, extra_figures
 
 
@@ -112,8 +113,11 @@ def _markdown(fits: TableFits | None, table: LoadedTable, grid_dir: Path, n_boot
             lines += report_text.level_section(level, fits.budget, made)
         if fits.quality is not None:
             lines += report_text.quality_section(fits.quality, extra_figures.get("quality"))
-    if extra_figures.get("BLiMP"):
-        lines += ["## BLiMP-style accuracy", "", f"![BLiMP]({extra_figures['BLiMP']})", ""]
+    if extra_figures.get("pairs"):
+        lines += ["## Minimal-pair accuracy (synthetic pairs)", "",
+                  "Accuracy on minimal pairs generated from each run's own corpus grammar, in BLiMP's "
+                  "format; not the BLiMP benchmark.", "",
+                  f"![minimal-pair accuracy (synthetic pairs)]({extra_figures['pairs']})", ""]
     lines += ["## Runs", ""] + report_text.runs_table(table) + [""]
     lines += report_text.references_section()
     return "\n".join(lines)
@@ -153,11 +157,12 @@ def write_report(grid_dir: Path, *, bootstrap: int = 200, seed: int = 0) -> Path
 def copy_headline(report_dir: Path, target: Path) -> None:
     """The allocation figure (ours beside Chinchilla's and Epoch's laws) answers the lab's question
     in one picture; with several quality levels, the highest level's."""
-    candidates = sorted((report_dir / "figures").glob("allocation*.png"))
+    # The ones report.md links: figures/ may still hold another level's from an earlier report.
+    candidates = re.findall(r"\]\((figures/allocation[^)]*\.png)\)", (report_dir / "report.md").read_text())
     if not candidates:
         raise ConfigError("headline", f"{report_dir} has no allocation figure (no fit of approach 1, 2 or 3)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(candidates[-1], target)
+    shutil.copyfile(report_dir / candidates[-1], target)  # levels are listed by quality, ascending
 
 
 def main(argv: list[str] | None = None) -> int:

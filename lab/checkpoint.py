@@ -11,13 +11,14 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from common.files import atomic_write_text, fsync_path, sha256_file  # noqa: F401 (re-used below)
+from common.files import fsync_path, sha256_file
 
 STEP_PREFIX = "step_"
 
@@ -61,7 +62,8 @@ def _write_atomically(final: Path, model: torch.nn.Module, train_state: dict | N
     return final
 
 
-def save(run_dir: Path, step: int, model: torch.nn.Module, train_state: dict, keep: int) -> Path:
+def save(run_dir: Path, step: int, model: torch.nn.Module, train_state: dict, keep: int,
+         keep_steps: Iterable[int] = ()) -> Path:
     final = _write_atomically(run_dir / "checkpoints" / f"{STEP_PREFIX}{step:08d}", model, train_state,
                               {"step": step})
     # Checkpoints past this step are ones the resume fell back past (damaged) or an abandoned
@@ -70,8 +72,28 @@ def save(run_dir: Path, step: int, model: torch.nn.Module, train_state: dict, ke
     for path in list_checkpoints(run_dir):
         if _step_of(path) > step:
             shutil.rmtree(path, ignore_errors=True)
-    for old in list_checkpoints(run_dir)[:-keep]:
+    kept = set(keep_steps)  # a trunk's branch points: never pruned, nor counted among the newest
+    for old in [path for path in list_checkpoints(run_dir) if _step_of(path) not in kept][:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def copy_checkpoint(source_run: Path, step: int, run_dir: Path) -> Path | None:
+    """Copy source_run's checkpoint at `step` into run_dir's checkpoints (under a temporary name,
+    then renamed), verified first; None when the source has no intact checkpoint at that step."""
+    source = Path(source_run) / "checkpoints" / f"{STEP_PREFIX}{step:08d}"
+    if not source.is_dir() or verify(source) is not None:
+        return None
+    final = run_dir / "checkpoints" / source.name
+    staging = final.parent / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, staging)
+    for file in staging.iterdir():
+        fsync_path(file)
+    fsync_path(staging)
+    os.rename(staging, final)
+    fsync_path(final.parent)
     return final
 
 

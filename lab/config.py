@@ -57,8 +57,11 @@ class TrainConfig:
     warmup_tokens: float | None = None
     # "cosine", "wsd" (warmup-stable-decay) or "constant".
     schedule: str = "cosine"
-    # WSD: the final fraction of steps over which lr decays linearly to min_lr.
-    decay_fraction: float = 0.2
+    # WSD: the final fraction of the run's steps over which lr cools down to min_lr ...
+    cooldown: float = 0.2
+    # ... along this shape: "linear", or "1-sqrt" (lr falls as 1 - sqrt(progress), which Hägele
+    # et al. 2024 find matches a cosine run of the same length).
+    decay_shape: str = "linear"
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
@@ -80,6 +83,13 @@ class TrainConfig:
     # Checkpoint every N steps (0 = only the final state); keep the newest keep_checkpoints.
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
+    # Steps at which a checkpoint is also taken and never pruned: a trunk's branch points.
+    keep_steps: list[int] = field(default_factory=list)
+    # A cooldown branch: the trunk run directory whose checkpoint at branch_step this run starts
+    # from (when it has no checkpoint of its own), instead of training those steps again. The
+    # result is the same run's (see docs/grids-and-launchers.md), so neither enters the run id.
+    branch_from: str | None = None
+    branch_step: int = 0
     # Budgets above the unique training tokens repeat the data up to this many epochs;
     # beyond it the run is refused before training.
     max_epochs: float = 1.0
@@ -147,7 +157,9 @@ def validate_train(t: TrainConfig, prefix: str = "train") -> None:
     _require(t.warmup_tokens is None or t.warmup_tokens >= 0, f"{prefix}.warmup_tokens", "must be >= 0")
     _require(t.schedule in ("cosine", "wsd", "constant"), f"{prefix}.schedule",
              f"unknown schedule {t.schedule!r}; choose cosine, wsd or constant")
-    _require(0 < t.decay_fraction <= 1, f"{prefix}.decay_fraction", "must be in (0, 1]")
+    _require(0 < t.cooldown <= 1, f"{prefix}.cooldown", "must be in (0, 1]")
+    _require(t.decay_shape in ("linear", "1-sqrt"), f"{prefix}.decay_shape",
+             f"unknown decay shape {t.decay_shape!r}; choose linear or 1-sqrt")
     _require(t.weight_decay >= 0, f"{prefix}.weight_decay", "must be >= 0")
     _require(0 <= t.beta1 < 1 and 0 <= t.beta2 < 1, f"{prefix}.beta1", "betas must be in [0, 1)")
     _require(t.grad_clip >= 0, f"{prefix}.grad_clip", "must be >= 0 (0 disables clipping)")
@@ -161,6 +173,9 @@ def validate_train(t: TrainConfig, prefix: str = "train") -> None:
     _require(t.eval_tokens >= t.seq_len, f"{prefix}.eval_tokens", "must be at least one sequence")
     _require(t.checkpoint_every >= 0, f"{prefix}.checkpoint_every", "must be >= 0")
     _require(t.keep_checkpoints >= 1, f"{prefix}.keep_checkpoints", "must be >= 1")
+    _require(all(step >= 1 for step in t.keep_steps), f"{prefix}.keep_steps", "steps must be >= 1")
+    _require(t.branch_from is None or t.branch_step >= 1, f"{prefix}.branch_step",
+             "a branch starts from a trunk checkpoint at a step >= 1")
     _require(t.max_epochs > 0, f"{prefix}.max_epochs", "must be > 0")
     for name, tokens in t.snapshots.items():
         _require(tokens > 0 and name.replace("_", "").isalnum(), f"{prefix}.snapshots.{name}",

@@ -1,33 +1,16 @@
-"""BLiMP-style minimal-pair scoring, and loading a model (a run's, or a Hugging Face folder's).
+"""The command line of minimal-pair scoring: a run directory or a Hugging Face folder on a pairs file.
 
     python -m lab.evaluate <run dir | HF dir> --pairs FILE_OR_DIR_OR_HUB_ID [--json] [--snapshot NAME]
 """
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import torch
 
 from common.errors import ConfigError
-from lab.pair_sources import load_pairs
-from lab.run_model import default_device
-from lab.scorable import load_scorable, quiet_transformers
-from lab.scoring import format_table, score_pairs
-
-
-def evaluate_path(path: str | Path, pairs_source: str | Path, *, snapshot: str | None = None,
-                  device: str | None = None, batch_size: int = 64, details: bool = False) -> dict:
-    """Score a run directory or HF folder on a pairs file / directory / hub id."""
-    pairs = load_pairs(pairs_source)
-    if not pairs:
-        raise ConfigError("pairs", f"{pairs_source} holds no pairs")
-    device = device or default_device()
-    target = load_scorable(path, snapshot, device)
-    scores = score_pairs(target.model, target.tokenizer, pairs, bos_id=target.bos_id, device=device,
-                         batch_size=batch_size, details=details)
-    scores.update(target.describe, pairs_source=str(pairs_source))
-    return scores
+from lab.scorable import evaluate_path, quiet_transformers
+from lab.scoring import format_table
 
 
 def _parser():

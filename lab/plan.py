@@ -60,9 +60,9 @@ def _check_schedule(t: TrainConfig, steps: int) -> None:
                                           "give a fraction of the run (< 1) instead")
     else:
         warmup_fraction = t.warmup if t.warmup < 1 else t.warmup / steps
-    if t.schedule == "wsd" and warmup_fraction + t.decay_fraction > 1 + 1e-9:  # fractions: any length alike
-        raise ConfigError("train.decay_fraction", f"warmup ({warmup_fraction:.3g} of the run) and decay "
-                                                  f"({t.decay_fraction:g}) overlap in a {steps}-step run")
+    if t.schedule == "wsd" and warmup_fraction + t.cooldown > 1 + 1e-9:  # fractions: any length alike
+        raise ConfigError("train.cooldown", f"warmup ({warmup_fraction:.3g} of the run) and cooldown "
+                                            f"({t.cooldown:g}) overlap in a {steps}-step run")
 
 
 def plan_run(cfg: RunConfig, corpus, world: int = 1) -> tuple[WindowSampler, Plan, float]:

@@ -21,6 +21,9 @@ from lab.config import RunConfig
 # Fields that change how a run is shown or stored, not what it computes.
 _NOT_IDENTITY = {("out_dir",), ("name",), ("train", "progress"), ("train", "log_every"),
                  ("train", "checkpoint_every"), ("train", "keep_checkpoints"), ("train", "threads"),
+                 # Where a run's first steps come from (a trunk's checkpoint, or its own training)
+                 # changes nothing in it: a branch is the same run as the one trained from scratch.
+                 ("train", "keep_steps"), ("train", "branch_from"), ("train", "branch_step"),
                  # Validation reads the model and changes nothing in it.
                  ("train", "eval_every"),
                  # Compiled and eager training compute the same thing (to rounding).

@@ -16,8 +16,15 @@ def warmup_steps(cfg: TrainConfig, total_steps: int) -> int:
 
 
 def decay_steps(cfg: TrainConfig, total_steps: int) -> int:
-    """WSD: the final steps over which the rate decays to the floor."""
-    return max(1, int(math.floor(cfg.decay_fraction * total_steps + 0.5)))
+    """WSD: the final steps over which the rate cools down to the floor."""
+    return max(1, int(math.floor(cfg.cooldown * total_steps + 0.5)))
+
+
+def cooldown_start(cfg: TrainConfig, total_steps: int) -> int:
+    """WSD: the first step of the cooldown. Every step before it runs at the rate a constant
+    schedule with the same warmup would give, which is what lets a cooldown branch off a trunk.
+    Rounding both phases can overlap them by a step: the cooldown then starts where warmup ends."""
+    return max(warmup_steps(cfg, total_steps), total_steps - decay_steps(cfg, total_steps))
 
 
 def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
@@ -31,10 +38,11 @@ def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
     if cfg.schedule == "cosine":
         progress = (step - warm) / max(1, total_steps - warm)
         return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
-    # WSD: hold the peak, then decay linearly to the floor over the final decay_fraction.
-    # Rounding both phases can overlap them by a step: the decay then starts where warmup ends.
-    decay_start = max(warm, total_steps - decay_steps(cfg, total_steps))
-    if step < decay_start:
+    # WSD: hold the peak, then cool down to the floor over the final `cooldown` of the run.
+    start = cooldown_start(cfg, total_steps)
+    if step < start:
         return peak
-    progress = (step - decay_start + 1) / max(1, total_steps - decay_start)
-    return peak + (floor - peak) * min(1.0, progress)
+    progress = min(1.0, (step - start + 1) / max(1, total_steps - start))
+    if cfg.decay_shape == "1-sqrt":
+        return floor + (peak - floor) * (1 - math.sqrt(progress))
+    return peak + (floor - peak) * progress

@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 
 from common.errors import ConfigError
-from lab.run_model import load_corpus, load_run_model, run_corpus_dir
-from lab.scoring import load_tokenizer, sentence_start_id
+from lab.pair_sources import load_pairs
+from lab.run_model import default_device, load_corpus, load_run_model, run_corpus_dir
+from lab.scoring import load_tokenizer, score_pairs, sentence_start_id
 
 
 def quiet_transformers() -> None:
@@ -90,3 +91,17 @@ def _load_run(path: Path, snapshot: str | None, device: str | torch.device) -> S
     return Scorable(run.model, load_tokenizer(corpus.tokenizer_path), sentence_start_id(corpus), "run",
                     {"model": str(path), "kind": "run", "snapshot": snapshot, "step": run.step,
                      "tokens": run.tokens})
+
+
+def evaluate_path(path: str | Path, pairs_source: str | Path, *, snapshot: str | None = None,
+                  device: str | None = None, batch_size: int = 64, details: bool = False) -> dict:
+    """Score a run directory or HF folder on a pairs file / directory / hub id."""
+    pairs = load_pairs(pairs_source)
+    if not pairs:
+        raise ConfigError("pairs", f"{pairs_source} holds no pairs")
+    device = device or default_device()
+    target = load_scorable(path, snapshot, device)
+    scores = score_pairs(target.model, target.tokenizer, pairs, bos_id=target.bos_id, device=device,
+                         batch_size=batch_size, details=details)
+    scores.update(target.describe, pairs_source=str(pairs_source))
+    return scores

@@ -162,9 +162,26 @@ class TorchBackend:
     def evaluate(self, split: str) -> dict:
         return evaluate(self.model, self.corpus.tokens(split), self.byte_lengths, self.cfg.train, self.precision)
 
+    def has_checkpoint(self, run_dir: Path, step: int | None = None) -> bool:
+        """Whether run_dir holds any checkpoint, or an intact one at `step`."""
+        if step is None:
+            return bool(checkpoint.list_checkpoints(run_dir))
+        return checkpoint.verify(run_dir / "checkpoints" / f"{checkpoint.STEP_PREFIX}{step:08d}") is None
+
+    def adopt(self, trunk_dir: Path, step: int, run_dir: Path) -> bool:
+        """Copy the trunk's checkpoint at `step` in as this run's own (atomically: a rename)."""
+        return checkpoint.copy_checkpoint(trunk_dir, step, run_dir) is not None
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
     def save(self, run_dir: Path, step: int, loop_state: dict) -> None:
+        t = self.cfg.train
         state = {"optimizer": self.optimizer.state_dict(), "rng": {"torch": torch.get_rng_state()}, **loop_state}
-        checkpoint.save(run_dir, step, self.model, state, self.cfg.train.keep_checkpoints)
+        checkpoint.save(run_dir, step, self.model, state, t.keep_checkpoints, t.keep_steps)
 
     def save_snapshot(self, run_dir: Path, name: str, step: int, tokens: int) -> None:
         checkpoint.save_snapshot(run_dir, name, step, tokens, self.model)

@@ -7,6 +7,7 @@ metrics.jsonl, and returns final.json's contents (status "done" or "diverged").
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -14,11 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import ConfigError
+from common.files import atomic_write_text
 from lab.accounting import describe
 from lab.config import RunConfig
 from lab.metrics import MetricsLog, Progress, read_metrics
 from lab.plan import Plan, plan_run, snapshot_steps, validation_due
 from lab.schedule import lr_at
+
+PARENT_FILE = "parent.json"  # in a branch's run directory: the trunk and step it started from
 
 
 def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 1, ddp_wrap=None) -> dict:
@@ -45,6 +49,8 @@ class Loop:
         self.elapsed_before = 0.0
 
     def run(self) -> dict:
+        if self.t.branch_from is not None:
+            self._start_branch()
         resumed = self.backend.restore(self.run_dir, self.is_writer)
         start = self._resume_from(resumed)
         self.backend.start()
@@ -61,6 +67,24 @@ class Loop:
             self._save(self.plan.steps)  # (a resume that finds the final checkpoint was killed after it)
         progress.close()
         return self._final(status, reason)
+
+    def _start_branch(self) -> None:
+        """A cooldown branch's steps up to branch_step are its trunk's: on its first start it takes
+        the trunk's checkpoint and metrics rows up to that step instead of training them again.
+        Without that checkpoint it trains them itself, to the same result (the same run id)."""
+        trunk, step = Path(self.t.branch_from), self.t.branch_step
+        if self.is_writer and not self.backend.has_checkpoint(self.run_dir):
+            if self.backend.has_checkpoint(trunk, step):
+                # The rows first, the checkpoint last: its arrival (a rename) completes the
+                # adoption, and a kill before it leaves a run that adopts again on its rerun.
+                rows = [row for row in read_metrics(trunk / "metrics.jsonl") if row["step"] <= step]
+                atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+                atomic_write_text(self.run_dir / PARENT_FILE, json.dumps({"trunk": str(trunk), "step": step}) + "\n")
+                if not self.backend.adopt(trunk, step, self.run_dir):
+                    (self.run_dir / PARENT_FILE).unlink(missing_ok=True)
+            else:
+                print(f"{self.label}: trunk {trunk} has no checkpoint at step {step}; training from step 0")
+        self.backend.barrier()  # no rank looks for a checkpoint before the writer has placed it
 
     def _resume_from(self, resumed) -> int:
         if resumed is None:
@@ -94,7 +118,8 @@ class Loop:
             # Snapshots before the checkpoint: a kill between the two replays this step from the
             # previous checkpoint and finds the snapshot already taken at the right step.
             self._take_snapshots(done)
-            if self.t.checkpoint_every and done % self.t.checkpoint_every == 0 and done != self.plan.steps:
+            periodic = self.t.checkpoint_every and done % self.t.checkpoint_every == 0
+            if (periodic or done in self.t.keep_steps) and done != self.plan.steps:
                 self._save(done)
         return "done", None
 
@@ -105,7 +130,9 @@ class Loop:
         row = {"step": done, "tokens": done * self.plan.tokens_per_step, "loss": float(np.mean(self.window_losses)),
                "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tok_s,
                "mfu": tok_s * self.shape["flops_per_token"] / (peak * self.world) if peak == peak else float("nan")}
-        if validation_due(done, self.t) and done != self.plan.steps:  # the last step is validated in _final
+        # The last step is validated in _final, except at a branch point: the branch's rows must
+        # read as the longer run's, where that step is a mid-run one.
+        if validation_due(done, self.t) and (done != self.plan.steps or done in self.t.keep_steps):
             val = self.backend.evaluate("val_clean")
             row.update(val_loss=val["loss"], val_bpb=val["bpb"])
         return row
@@ -137,6 +164,9 @@ class Loop:
                  "words": plan.tokens / self.tokens_per_word, "tokens_per_word": self.tokens_per_word,
                  "precision": precision.dtype, "precision_reason": precision.reason, "device": precision.device,
                  "world_size": self.world}
+        parent = self.run_dir / PARENT_FILE
+        if parent.exists():  # the trunk's part is counted in flops above: the ledger subtracts it
+            final["parent"] = json.loads(parent.read_text())
         rows = read_metrics(self.run_dir / "metrics.jsonl") if self.is_writer else []
         final["final_train_loss"] = rows[-1]["loss"] if rows else None
         if status != "done":

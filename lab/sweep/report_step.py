@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib import metadata
 from pathlib import Path
 
 from common.files import atomic_write_text
@@ -25,25 +26,45 @@ def write_or_reuse_report(grid_dir: Path, log=print) -> None:
     report_dir = grid_dir / "report"
     key = inputs_digest(grid_dir, Path(analysis.__file__).parent)
     stamp = report_dir / INPUTS_FILE
-    if (report_dir / "report.md").is_file() and stamp.is_file() and stamp.read_text().strip() == key:
+    # The stamp names the outputs too: a report redrawn since by `python -m analysis.report`
+    # with other settings, or a deleted figure, is not the one these inputs gave.
+    if (report_dir / "report.md").is_file() and stamp.is_file() and \
+            stamp.read_text().split() == [key, outputs_digest(report_dir)]:
         log(f"report: {report_dir / 'report.md'} (unchanged inputs, kept)")
         return
     stamp.unlink(missing_ok=True)  # a redraw killed half way must not pass for a finished one
     path = write_report(grid_dir, bootstrap=BOOTSTRAP, seed=SEED)
-    atomic_write_text(stamp, key + "\n")
+    atomic_write_text(stamp, f"{key}\n{outputs_digest(report_dir)}\n")
     log(f"report: {path}")
 
 
 def inputs_digest(grid_dir: Path, analysis_dir: Path) -> str:
-    """sha256 over everything the report reads: results.csv, the settings, each listed run's loss
-    curve (metrics.jsonl, by size and mtime) and the analysis code itself, so any change redraws."""
+    """sha256 over everything the report reads: results.csv, the settings, the grid's name (its
+    title), each run's loss curve (metrics.jsonl, by size and mtime), the analysis code and the
+    numerical libraries' versions, so any change redraws."""
     h = hashlib.sha256()
     results = grid_dir / "results.csv"
     h.update(results.read_bytes() if results.is_file() else b"<no results.csv>")
-    h.update(json.dumps({"bootstrap": BOOTSTRAP, "seed": SEED}).encode())
+    h.update(json.dumps({"bootstrap": BOOTSTRAP, "seed": SEED, "grid": grid_dir.name,
+                         "versions": [_version(name) for name in ("numpy", "scipy", "matplotlib")]}).encode())
     for metrics in sorted((grid_dir / "runs").glob("*/metrics.jsonl")):
         stat = metrics.stat()
         h.update(f"{metrics.parent.name} {stat.st_size} {stat.st_mtime_ns}\n".encode())
     for source in sorted(analysis_dir.rglob("*.py")):
         h.update(str(source.relative_to(analysis_dir)).encode() + b"\0" + source.read_bytes())
     return h.hexdigest()
+
+
+def outputs_digest(report_dir: Path) -> str:
+    """sha256 over every file of the report (names and bytes), the stamp itself left out."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in report_dir.rglob("*") if p.is_file() and p.name != INPUTS_FILE):
+        h.update(str(path.relative_to(report_dir)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "none"

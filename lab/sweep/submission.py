@@ -77,7 +77,7 @@ def validation_loss(folder: Path, corpus_dir: str, seq_len: int, eval_tokens: in
 def _evaluate(folder: Path, sources: list[tuple[str, str]], device: str | None, val: dict | None = None) -> dict:
     """{label: scores without per-pair details} (and "val": validation loss) for the HF folder,
     cached in lab_eval.json."""
-    from lab.evaluate import evaluate_path
+    from lab.scorable import evaluate_path
 
     cache = folder / EVAL_FILE
     try:

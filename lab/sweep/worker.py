@@ -11,7 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from common.errors import RunLocked
+from common.errors import EXIT_RUN_LOCKED, RunLocked
 from lab.config import RunConfig, run_config_from_dict
 from lab.distributed import process_group
 from lab.runs import write_json
@@ -78,7 +78,7 @@ def main(argv: list[str]) -> int:
         final = run_from_dir(argv[0])
     except RunLocked as e:
         print(f"skipped: {e}", file=sys.stderr)
-        return 3
+        return EXIT_RUN_LOCKED
     except Exception as e:
         print(f"{argv[0]}: failed: {e}", file=sys.stderr)
         return 1

@@ -217,7 +217,7 @@ def _write_pairs(path, pairs):
 
 def test_scorer_gives_the_same_answers_through_the_exported_hf_folder(tmp_path, monkeypatch):
     """Issue: our scorer through our model and through the export agree (accuracy; log-probs 1e-4)."""
-    from lab.evaluate import evaluate_path
+    from lab.scorable import evaluate_path
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     run_dir, _, _ = make_run(tmp_path, tie=False)

@@ -39,7 +39,8 @@ def test_unchanged_inputs_keep_the_report(grid, redraws):
     assert redraws == [] and "kept" in said[0]
 
 
-@pytest.mark.parametrize("change", ["results", "curve", "settings", "report_gone", "stamp_gone"])
+@pytest.mark.parametrize("change", ["results", "curve", "settings", "report_gone", "stamp_gone",
+                                    "report_redrawn_elsewhere", "figure_gone"])
 def test_any_change_redraws_it(grid, redraws, monkeypatch, change):
     if change == "results":
         results = grid / "results.csv"  # a run retrained or added: its row differs
@@ -52,6 +53,11 @@ def test_any_change_redraws_it(grid, redraws, monkeypatch, change):
         monkeypatch.setattr(report_step, "BOOTSTRAP", 11)
     elif change == "report_gone":
         (grid / "report" / "report.md").unlink()
+    elif change == "report_redrawn_elsewhere":  # python -m analysis.report with other settings
+        report = grid / "report" / "report.md"
+        report.write_text(report.read_text() + "drawn with other settings\n")
+    elif change == "figure_gone":
+        sorted((grid / "report" / "figures").glob("*.png"))[0].unlink()
     else:
         (grid / "report" / report_step.INPUTS_FILE).unlink()
     report_step.write_or_reuse_report(grid, log=lambda *_: None)

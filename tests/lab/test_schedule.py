@@ -18,7 +18,7 @@ def test_cosine_warms_up_linearly_then_decays_to_floor():
 
 
 def test_wsd_holds_the_peak_then_decays_linearly_over_the_final_fraction():
-    cfg = TrainConfig(lr=2.0, warmup=0.1, min_lr_ratio=0.0, schedule="wsd", decay_fraction=0.2)
+    cfg = TrainConfig(lr=2.0, warmup=0.1, min_lr_ratio=0.0, schedule="wsd", cooldown=0.2)
     total = 100
     lrs = [lr_at(s, total, cfg) for s in range(total)]
     assert warmup_steps(cfg, total) == 10
@@ -40,9 +40,9 @@ def test_a_half_warmup_step_rounds_up():
 
 @pytest.mark.parametrize("changes,field", [
     ({"warmup": 500}, "train.warmup"),  # 500 warmup steps in a 100-step run: never decays
-    ({"schedule": "wsd", "warmup": 0.5, "decay_fraction": 0.8}, "train.decay_fraction"),
+    ({"schedule": "wsd", "warmup": 0.5, "cooldown": 0.8}, "train.cooldown"),
     ({"warmup_tokens": 100 * 4 * 8 + 1}, "train.warmup_tokens"),  # longer than the run
-    ({"schedule": "wsd", "warmup_tokens": 60 * 4 * 8, "decay_fraction": 0.5}, "train.decay_fraction"),
+    ({"schedule": "wsd", "warmup_tokens": 60 * 4 * 8, "cooldown": 0.5}, "train.cooldown"),
 ])
 def test_a_schedule_that_does_not_fit_the_run_is_refused(changes, field):
     import numpy as np
@@ -61,7 +61,7 @@ def test_a_schedule_that_does_not_fit_the_run_is_refused(changes, field):
 
 def test_wsd_phases_that_rounding_overlaps_meet_without_a_jump():
     # 10 steps, warmup 0.25 -> 3 steps, decay 0.75 -> 8 steps: one step too many.
-    cfg = TrainConfig(lr=1.0, warmup=0.25, decay_fraction=0.75, min_lr_ratio=0.0, schedule="wsd")
+    cfg = TrainConfig(lr=1.0, warmup=0.25, cooldown=0.75, min_lr_ratio=0.0, schedule="wsd")
     lrs = [lr_at(s, 10, cfg) for s in range(10)]
     assert lrs[:3] == pytest.approx([1 / 3, 2 / 3, 1.0])
     assert all(later < earlier for earlier, later in zip(lrs[2:], lrs[3:]))  # decays from the peak
@@ -71,7 +71,7 @@ def test_wsd_phases_that_rounding_overlaps_meet_without_a_jump():
 def test_warmup_in_tokens_does_not_depend_on_the_run_length():
     # 1,000 tokens at 32 tokens per step: 31.25 steps, whatever the run's length (and `warmup`).
     cfg = TrainConfig(lr=1.0, warmup=0.5, warmup_tokens=1000, batch_size=4, seq_len=8, schedule="wsd",
-                      decay_fraction=0.2)
+                      cooldown=0.2)
     assert warmup_steps(cfg, 100) == warmup_steps(cfg, 1000) == 31
     short, long = [lr_at(s, 100, cfg) for s in range(80)], [lr_at(s, 1000, cfg) for s in range(80)]
     assert short == long  # the same first steps until the shorter run's decay starts

@@ -71,3 +71,28 @@ def test_a_snapshot_is_due_at_the_step_its_count_is_reached():
     assert snapshot_steps(t, plan, 1.0) == {"s1": 2, "s1b": 2, "past": plan.steps}
     words = TrainConfig(**{**t.__dict__, "tokens": None, "words": 100.0, "snapshots": {"w": 32}})
     assert snapshot_steps(words, plan, 2.0) == {"w": 1}  # 32 words = 64 tokens, one step of 64
+
+
+def test_a_snapshot_already_on_disk_is_not_taken_again(tmp_path):
+    # A resume that replays the snapshot's step finds it taken: retaking would rewrite it.
+    from lab.config import RunConfig
+    from lab.trainer import Loop
+
+    model, t, sampler, plan, optimizer, precision = _setup()
+    t = TrainConfig(**{**t.__dict__, "snapshots": {"s1": 2 * plan.tokens_per_step}})
+
+    class Recorder:
+        def __init__(self):
+            self.taken = []
+
+        def save_snapshot(self, run_dir, name, step, tokens):
+            self.taken.append((name, step, tokens))
+
+    backend = Recorder()
+    loop = Loop(RunConfig(train=t), tmp_path, backend, plan, 1.0)
+    for done in (1, 2, 3):
+        loop._take_snapshots(done)
+    assert backend.taken == [("s1", 2, 2 * plan.tokens_per_step)]
+    (tmp_path / "snapshots" / "s1").mkdir(parents=True)
+    loop._take_snapshots(2)
+    assert len(backend.taken) == 1
