@@ -44,6 +44,27 @@ def identity(cfg: RunConfig) -> dict:
     return d
 
 
+# What a cooldown branch may differ in from its trunk: the schedule's tail and the budget.
+_SCHEDULE_TAIL = ("schedule", "tokens", "words", "cooldown", "decay_shape", "snapshots")
+
+
+def branch_mismatch(trunk: RunConfig, branch: RunConfig) -> str | None:
+    """The first field (dotted) in which a branch differs from its trunk beyond the schedule's
+    tail, or None: any other difference would make the trunk's steps not the branch's own."""
+    a, b = identity(trunk), identity(branch)
+    for d in (a, b):
+        for key in _SCHEDULE_TAIL:
+            d["train"].pop(key, None)
+    for section in sorted(set(a) | set(b)):
+        if a.get(section) != b.get(section):
+            inner = a.get(section), b.get(section)
+            if all(isinstance(x, dict) for x in inner):
+                key = next(k for k in sorted(set(inner[0]) | set(inner[1])) if inner[0].get(k) != inner[1].get(k))
+                return f"{section}.{key}"
+            return section
+    return None
+
+
 def run_id(cfg: RunConfig) -> str:
     """A readable prefix and a hash of everything that determines the result."""
     digest = hashlib.sha256(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()[:10]

@@ -75,6 +75,7 @@ class Loop:
         trunk, step = Path(self.t.branch_from), self.t.branch_step
         if self.is_writer and not self.backend.has_checkpoint(self.run_dir):
             if self.backend.has_checkpoint(trunk, step):
+                self._check_trunk(trunk)
                 # The rows first, the checkpoint last: its arrival (a rename) completes the
                 # adoption, and a kill before it leaves a run that adopts again on its rerun.
                 rows = [row for row in read_metrics(trunk / "metrics.jsonl") if row["step"] <= step]
@@ -85,6 +86,19 @@ class Loop:
             else:
                 print(f"{self.label}: trunk {trunk} has no checkpoint at step {step}; training from step 0")
         self.backend.barrier()  # no rank looks for a checkpoint before the writer has placed it
+
+    def _check_trunk(self, trunk: Path) -> None:
+        from lab.config import run_config_from_dict
+        from lab.runs import branch_mismatch
+
+        try:
+            trunk_cfg = run_config_from_dict(json.loads((trunk / "config.json").read_text())["config"])
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError("train.branch_from", f"{trunk} is not a run directory with a config.json ({e})") from None
+        field = branch_mismatch(trunk_cfg, self.cfg)
+        if field is not None:
+            raise ConfigError("train.branch_from", f"the trunk {trunk} differs from this run in {field}: a branch "
+                                                   "may differ from its trunk only in its schedule's tail")
 
     def _resume_from(self, resumed) -> int:
         if resumed is None:

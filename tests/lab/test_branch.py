@@ -84,3 +84,12 @@ def test_branch_fields_leave_the_run_id_alone(tmp_path, corpus_cache):
     moved = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, branch_from="/elsewhere", branch_step=3,
                                                                keep_steps=[3]))
     assert run_id(moved) == run_id(cfg)
+
+
+def test_a_branch_whose_trunk_differs_beyond_the_schedule_tail_is_refused(tmp_path, corpus_cache, trunk):
+    from common.errors import ConfigError
+
+    base = _cfg(corpus_cache, tmp_path)
+    with pytest.raises(ConfigError) as refused:
+        _train(base, tokens=50 * STEP_TOKENS, lr=base.train.lr / 2, branch_from=str(trunk), branch_step=40)
+    assert refused.value.field == "train.branch_from" and "train.lr" in refused.value.reason
