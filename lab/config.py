@@ -59,9 +59,9 @@ class TrainConfig:
     schedule: str = "cosine"
     # WSD: the final fraction of the run's steps over which lr cools down to min_lr ...
     cooldown: float = 0.2
-    # ... along this shape: "linear", or "1-sqrt" (lr falls as 1 - sqrt(progress), which Hägele
-    # et al. 2024 find matches a cosine run of the same length).
-    decay_shape: str = "linear"
+    # ... along this shape: "1-sqrt" (lr falls as 1 - sqrt(progress), which Hägele et al. 2024
+    # find matches a cosine run of the same length) or "linear".
+    decay_shape: str = "1-sqrt"
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95

@@ -18,7 +18,8 @@ def test_cosine_warms_up_linearly_then_decays_to_floor():
 
 
 def test_wsd_holds_the_peak_then_decays_linearly_over_the_final_fraction():
-    cfg = TrainConfig(lr=2.0, warmup=0.1, min_lr_ratio=0.0, schedule="wsd", cooldown=0.2)
+    cfg = TrainConfig(lr=2.0, warmup=0.1, min_lr_ratio=0.0, schedule="wsd", cooldown=0.2,
+                    decay_shape="linear")
     total = 100
     lrs = [lr_at(s, total, cfg) for s in range(total)]
     assert warmup_steps(cfg, total) == 10
@@ -61,7 +62,7 @@ def test_a_schedule_that_does_not_fit_the_run_is_refused(changes, field):
 
 def test_wsd_phases_that_rounding_overlaps_meet_without_a_jump():
     # 10 steps, warmup 0.25 -> 3 steps, decay 0.75 -> 8 steps: one step too many.
-    cfg = TrainConfig(lr=1.0, warmup=0.25, cooldown=0.75, min_lr_ratio=0.0, schedule="wsd")
+    cfg = TrainConfig(lr=1.0, warmup=0.25, cooldown=0.75, min_lr_ratio=0.0, schedule="wsd", decay_shape="linear")
     lrs = [lr_at(s, 10, cfg) for s in range(10)]
     assert lrs[:3] == pytest.approx([1 / 3, 2 / 3, 1.0])
     assert all(later < earlier for earlier, later in zip(lrs[2:], lrs[3:]))  # decays from the peak
@@ -76,3 +77,12 @@ def test_warmup_in_tokens_does_not_depend_on_the_run_length():
     short, long = [lr_at(s, 100, cfg) for s in range(80)], [lr_at(s, 1000, cfg) for s in range(80)]
     assert short == long  # the same first steps until the shorter run's decay starts
     assert short[30] == pytest.approx(31 / 31) and short[29] == pytest.approx(30 / 31)
+
+
+def test_a_1_sqrt_cooldown_falls_as_one_minus_the_root_of_its_progress():
+    cfg = TrainConfig(lr=1.0, warmup=0, min_lr_ratio=0.1, schedule="wsd", cooldown=0.25, decay_shape="1-sqrt")
+    lrs = [lr_at(s, 100, cfg) for s in range(100)]
+    assert lrs[:75] == [1.0] * 75
+    for k in range(1, 26):  # step 74 + k is the k-th of 25 cooldown steps
+        assert lrs[74 + k] == pytest.approx(0.1 + 0.9 * (1 - math.sqrt(k / 25)))
+    assert lrs[-1] == pytest.approx(0.1)
