@@ -10,6 +10,10 @@ Conventions (written out because Kaplan and Chinchilla count differently):
   real compute even when tied; the embedding lookup costs nothing) and the second term is the
   attention scores and weighted sum (QK^T and AV: 2 * 2 * T * d per layer forward), counted
   over the full T x T square as PaLM and nanoGPT do, without halving for the causal mask.
+- ``compute_6nd``: C = 6 N D with N = ``total_params``, the lab's one definition of a run's
+  compute (Kaplan's and Chinchilla's approximation): the isoflop grid sizes its runs by it and
+  the analysis fits against it. ``flops_per_token`` stays the count of the work actually done
+  (MFU, wall-time estimates); it is 1.1-1.2x 6N at the preset grids' shapes, the gap being attention.
 """
 from __future__ import annotations
 
@@ -49,25 +53,43 @@ def flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
     return 6.0 * matmul_params + attention
 
 
+def compute_6nd(cfg: ModelConfig, tokens: float) -> float:
+    return 6.0 * total_params(cfg) * tokens
+
+
 def training_flops(cfg: ModelConfig, seq_len: int, tokens: float) -> float:
     return flops_per_token(cfg, seq_len) * tokens
 
 
 def shape_for_depth(cfg: ModelConfig, n_layers: int) -> ModelConfig:
-    """The picker's one rule: d_model = aspect_ratio * n_layers (rounded up to whole heads),
-    n_heads = d_model / head_dim, n_kv_heads = n_heads / kv_group (when it divides, else MHA)."""
-    d_model = cfg.aspect_ratio * n_layers
-    d_model = cfg.head_dim * max(1, math.ceil(d_model / cfg.head_dim))
-    n_heads = d_model // cfg.head_dim
-    n_kv_heads = n_heads // cfg.kv_group if n_heads % cfg.kv_group == 0 else n_heads
-    return dataclasses.replace(cfg, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                               n_kv_heads=max(1, n_kv_heads), params=None)
+    """The picker's one rule: d_model = aspect_ratio * n_layers, rounded up to whole heads of
+    head_dim and to a head count that is a multiple of kv_group; n_kv_heads = n_heads / kv_group.
+
+    Every size keeps the configured grouping: falling back to full multi-head attention where
+    the head count was odd made neighbouring sizes of one grid mix MQA, GQA and MHA, a second
+    variable along the size axis. When head_dim * kv_group divides aspect_ratio (the scale
+    presets choose it so) no rounding happens and d_model / n_layers is the same at every depth."""
+    heads = max(1, math.ceil(cfg.aspect_ratio * n_layers / cfg.head_dim))
+    n_heads = cfg.kv_group * math.ceil(heads / cfg.kv_group)
+    return dataclasses.replace(cfg, d_model=n_heads * cfg.head_dim, n_layers=n_layers, n_heads=n_heads,
+                               n_kv_heads=n_heads // cfg.kv_group, params=None)
+
+
+def attention_kind(cfg: ModelConfig) -> str:
+    """"mha" (a key/value head per query head), else "gqa<G>" with G query heads per key/value
+    head: the grouping the size picker keeps across a grid (a 2-head gqa2 model has one K/V head,
+    multi-query by structure, and is still labelled by its grouping)."""
+    group = cfg.n_heads // cfg.n_kv_heads
+    return "mha" if group == 1 else f"gqa{group}"
 
 
 def shape_for_params(cfg: ModelConfig, target: float) -> ModelConfig:
     """The depth whose shape_for_depth total parameter count is closest to target in log space."""
     if target <= 0:
         raise ConfigError("model.params", f"must be > 0, got {target}")
+    for name in ("aspect_ratio", "kv_group"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"model.{name}", f"must be >= 1, got {getattr(cfg, name)}")
     best, best_gap = None, math.inf
     for depth in range(1, 97):
         shaped = shape_for_depth(cfg, depth)

@@ -15,8 +15,8 @@ JOB_LOG_FILE = "job_log"
 
 COLUMNS = ["run_id", "status", "reason", "params", "non_embedding_params", "tokens", "flops", "quality",
            "corpus", "epochs", "final_train_loss", "final_val_loss", "final_val_bpb", "final_val_own_loss",
-           "blimp_acc", "wall_s", "size", "budget_tokens", "compute_budget", "d_model", "n_layers", "n_heads",
-           "n_kv_heads", "seq_len", "batch_size", "seed", "precision", "code_version"]
+           "pairs_acc", "wall_s", "size", "budget_tokens", "compute_budget", "d_model", "n_layers", "n_heads",
+           "n_kv_heads", "attention", "seq_len", "batch_size", "seed", "precision", "code_version"]
 
 
 def missing_result(run_dir: Path) -> tuple[str, str]:
@@ -35,6 +35,8 @@ def missing_result(run_dir: Path) -> tuple[str, str]:
 
 
 def collect(planned: list, run_dirs: list[Path]) -> list[dict]:
+    from lab.accounting import attention_kind
+
     rows = []
     for plan, run_dir in zip(planned, run_dirs):
         final = read_final(run_dir) or {}
@@ -50,6 +52,7 @@ def collect(planned: list, run_dirs: list[Path]) -> list[dict]:
             "n_layers": cfg.model.n_layers,
             "n_heads": cfg.model.n_heads,
             "n_kv_heads": cfg.model.n_kv_heads,
+            "attention": attention_kind(cfg.model),  # mha / gqa<G>: constant along a grid's size axis
             "seq_len": cfg.train.seq_len,
             "batch_size": cfg.train.batch_size,
             "seed": cfg.seed,
@@ -58,12 +61,12 @@ def collect(planned: list, run_dirs: list[Path]) -> list[dict]:
             "compute_budget": plan.axes.get("compute_budget", ""),
         }
         for key in ("params", "non_embedding_params", "tokens", "flops", "epochs", "final_train_loss",
-                    "final_val_loss", "final_val_bpb", "final_val_own_loss", "blimp_acc", "wall_s", "precision",
+                    "final_val_loss", "final_val_bpb", "final_val_own_loss", "wall_s", "precision",
                     "code_version"):
             value = final.get(key)
             row[key] = "" if value is None else value
-        if row["blimp_acc"] == "" and final.get("pairs") is not None:  # the worker's minimal-pair accuracy
-            row["blimp_acc"] = final["pairs"]
+        # The worker's accuracy on the corpus's own synthetic minimal pairs (not the BLiMP benchmark).
+        row["pairs_acc"] = "" if final.get("pairs") is None else final["pairs"]
         if not row["params"]:
             from lab.accounting import (
                 non_embedding_params,
@@ -92,6 +95,6 @@ def summary_table(rows: list[dict]) -> str:
         def num(key, fmt):
             return format(r[key], fmt) if r.get(key) not in ("", None) else "-"
         lines.append(f"{r['run_id']:<44} {r['status']:<9} {num('params', ',.0f'):>9} {num('tokens', '.2e'):>9} "
-                     f"{num('final_val_loss', '.4f'):>9} {num('final_val_bpb', '.3f'):>7} {num('blimp_acc', '.3f'):>6} "
+                     f"{num('final_val_loss', '.4f'):>9} {num('final_val_bpb', '.3f'):>7} {num('pairs_acc', '.3f'):>6} "
                      f"{num('wall_s', '.0f'):>6}")
     return "\n".join(lines)

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from common.errors import ConfigError, RunLocked
 from corpora.cache import read_manifest
 from lab.accounting import flops_per_token
 from lab.config import RunConfig
-from lab.runs import is_finished, is_locked, run_id, run_lock
+from lab.runs import is_finished, is_locked, run_id, run_lock, write_json
 from lab.sweep.display import GridDisplay
 from lab.sweep.launchers import (
     LauncherConfig,
@@ -28,7 +27,9 @@ from lab.sweep.launchers import (
     validate_launcher,
 )
 from lab.sweep.results import JOB_LOG_FILE, collect, summary_table, write_csv
-from lab.sweep.spec import GridConfig, expand
+from lab.sweep.grid_plan import print_plan_and_check
+from lab.sweep.branching import as_branch_cell, compute_ledger, ledger_line, plan_trunks
+from lab.sweep.spec import GridConfig, PlannedRun, expand
 from lab.sweep.worker import write_spec
 
 
@@ -106,46 +107,38 @@ def _never_started(run_dir: Path) -> bool:
     return {entry.name for entry in run_dir.iterdir()} <= _BEFORE_TRAINING
 
 
-def prepare_corpora(planned: list) -> dict:
-    """Prepare each distinct corpus once, here, before workers start (they then hit the cache).
-    Returns them by repr(corpus config)."""
-    from corpora.cache import prepare_corpus
-
-    corpora = {}
-    for plan in planned:
-        key = repr(plan.cfg.corpus)
-        if key not in corpora:
-            corpus = corpora[key] = prepare_corpus(plan.cfg.corpus, progress=sys.stderr.isatty())
-            print(f"corpus {plan.cfg.corpus.name} (quality {plan.cfg.corpus.quality:g}): {corpus.path}", flush=True)
-    return corpora
-
-
-def check_runs_fit_their_corpora(planned: list, run_dirs: list[Path], pending: list[Path], corpora: dict,
-                                 procs_per_run: int) -> None:
-    """Every check a run makes once its corpus is prepared (budget vs data, held-out splits,
-    schedule), for all pending runs before any starts: bad input is one line and exit 2, not a
-    grid of runs recorded as failed one by one."""
-    from lab.plan import plan_run
-
-    pending = set(pending)
-    for plan, run_dir in zip(planned, run_dirs):
-        if run_dir in pending:
-            plan_run(plan.cfg, corpora[repr(plan.cfg.corpus)], procs_per_run)
-
-
-def run_grid(entry: EntryConfig) -> int:
+def plan_grid(entry: EntryConfig) -> tuple[list, list[Path]]:
+    """The grid's runs and their directories, refused before any compute when two are one."""
     assert entry.grid is not None
     validate_launcher(entry.launcher)
     planned = expand(base_run_config(entry), entry.grid, entry.scale)
-    grid_dir = grid_dir_of(entry)
-    run_dirs = [grid_dir / "runs" / run_id(p.cfg) for p in planned]
+    if entry.grid.branching:  # cells train with a WSD schedule: that enters their run ids
+        planned = [dataclasses.replace(p, cfg=as_branch_cell(p.cfg)) for p in planned]
+    run_dirs = [grid_dir_of(entry) / "runs" / run_id(p.cfg) for p in planned]
     if len(set(run_dirs)) != len(run_dirs):
         raise ConfigError("grid", "two grid points resolve to the same run (duplicate sizes or budgets?)")
     _refuse_sizes_of_one_shape(planned)
+    return planned, run_dirs
+
+
+def _unfinished_longest_first(planned: list, run_dirs: list[Path]) -> list[Path]:
     # Longest first, so parallel workers finish together instead of waiting on one big run.
     cost = {d: p.cfg.train.tokens * flops_per_token(p.cfg.model, p.cfg.train.seq_len) for p, d in zip(planned, run_dirs)}
+    return sorted((d for d in run_dirs if not is_finished(d)), key=lambda d: -cost[d])
+
+
+def run_grid(entry: EntryConfig) -> int:
+    planned, run_dirs = plan_grid(entry)
+    grid_dir = grid_dir_of(entry)
+    planned, trunks = branch_cells(entry, planned, run_dirs)
+    if entry.grid.plan_only:  # nothing is written: no twins copied, no specs, no training
+        pending = _unfinished_longest_first(planned, run_dirs)
+        print(f"grid {entry.grid.name} (scale {entry.scale}), plan only: {len(planned)} runs, "
+              f"{len(planned) - len(pending)} finished, {len(pending)} to train -> {grid_dir}", flush=True)
+        print_plan_and_check(entry, *_with_trunks(planned, run_dirs, pending, trunks))
+        return 0
     reused = reuse_finished_twins([d for d in run_dirs if not is_finished(d)], Path(entry.out_dir))
-    pending = sorted((d for d in run_dirs if not is_finished(d)), key=lambda d: -cost[d])
+    pending = _unfinished_longest_first(planned, run_dirs)
     if reused:
         print(f"reused {len(reused)} finished runs of other grids under {entry.out_dir} (same run id, "
               f"so the same result): {', '.join(sorted(d.name for d in reused)[:3])}"
@@ -154,25 +147,66 @@ def run_grid(entry: EntryConfig) -> int:
           f"finished, {len(pending)} to train -> {grid_dir}", flush=True)
     started = time.perf_counter()
     if pending:
-        corpora = prepare_corpora(planned)
-        check_runs_fit_their_corpora(planned, run_dirs, pending, corpora, entry.launcher.procs_per_run)
-        for plan, run_dir in zip(planned, run_dirs):
-            if run_dir in pending:
-                write_spec(run_dir, plan.cfg, plan.axes, eval_pairs=entry.grid.eval_pairs)
-        display = GridDisplay(pending, already_done=len(planned) - len(pending))
-        if entry.launcher.name == "local":
-            run_local(pending, entry.launcher, display)
-        else:
-            live = {d: state for d in pending if (state := submitted_job_state(d))}
-            if live:  # a rerun to collect results must not submit the same runs again
-                print(f"{len(live)} runs are still {'/'.join(sorted(set(live.values())))} from an earlier "
-                      f"submission; not submitted again", flush=True)
-            submit = [d for d in pending if d not in live]
-            if submit:
-                run_submitit(submit, entry.launcher, grid_dir, display)
-            if not entry.launcher.wait:
-                print(f"submitted {len(submit)} runs; rerun the same command to collect results", flush=True)
-                return 0
+        all_planned, all_dirs, all_pending = _with_trunks(planned, run_dirs, pending, trunks)
+        print_plan_and_check(entry, all_planned, all_dirs, all_pending)
+        for plan, run_dir in zip(all_planned, all_dirs):
+            if run_dir in all_pending:
+                write_spec(run_dir, plan.cfg, plan.axes, eval_pairs=entry.grid.eval_pairs and run_dir in pending)
+        # Trunks first: a cell starts from its trunk's checkpoint (one missing, it trains from step 0).
+        trunks_todo = [d for d in all_pending if d not in set(pending)]
+        if trunks_todo and not _launch(entry, trunks_todo, 0, grid_dir):
+            return 0
+        if not _launch(entry, pending, len(planned) - len(pending), grid_dir):
+            return 0
+    code = _collect_and_report(entry, planned, run_dirs, grid_dir, started)
+    ledger = compute_ledger([t.run_dir for t in trunks], run_dirs)
+    write_json(grid_dir / "compute.json", ledger)
+    print(ledger_line(ledger), flush=True)  # the grid's last line: what branching saved
+    return code
+
+
+def branch_cells(entry: EntryConfig, planned: list, run_dirs: list[Path]) -> tuple[list, list]:
+    """With grid.branching, the cells as branches of one trunk per model (lab.sweep.branching);
+    (planned, []) otherwise. Refused where the launcher could not order a branch after its trunk."""
+    if not entry.grid.branching:
+        return planned, []
+    if entry.launcher.name != "local" and not entry.launcher.wait:
+        raise ConfigError("grid.branching", "launcher.wait=false cannot start branches after their trunks yet: "
+                                            "use launcher.wait=true, or grid.branching=false")
+    cells, trunks = plan_trunks([p.cfg for p in planned], run_dirs, grid_dir_of(entry))
+    return [dataclasses.replace(p, cfg=c) for p, c in zip(planned, cells)], trunks
+
+
+def _with_trunks(planned: list, run_dirs: list[Path], pending: list[Path], trunks: list) -> tuple:
+    """The plan with the trunks that pending cells need, ahead of the cells."""
+    pending_set = set(pending)
+    needed = [t for t in trunks if any(c in pending_set for c in t.cells) and not is_finished(t.run_dir)]
+    extra = [PlannedRun(t.cfg, {"size": p.axes.get("size"), "quality": p.axes.get("quality"), "role": "trunk"})
+             for t in needed for p in [planned[run_dirs.index(t.cells[0])]]]
+    return extra + planned, [t.run_dir for t in needed] + run_dirs, [t.run_dir for t in needed] + pending
+
+
+def _launch(entry: EntryConfig, pending: list[Path], done: int, grid_dir: Path) -> bool:
+    """Train the pending runs through the launcher; False when it only submitted them."""
+    display = GridDisplay(pending, already_done=done)
+    if entry.launcher.name == "local":
+        run_local(pending, entry.launcher, display)
+        return True
+    live = {d: state for d in pending if (state := submitted_job_state(d))}
+    if live:  # a rerun to collect results must not submit the same runs again
+        print(f"{len(live)} runs are still {'/'.join(sorted(set(live.values())))} from an earlier "
+              f"submission; not submitted again", flush=True)
+    submit = [d for d in pending if d not in live]
+    if submit:
+        run_submitit(submit, entry.launcher, grid_dir, display)
+    if not entry.launcher.wait:
+        print(f"submitted {len(submit)} runs; rerun the same command to collect results", flush=True)
+        return False
+    return True
+
+
+def _collect_and_report(entry: EntryConfig, planned: list, run_dirs: list[Path], grid_dir: Path,
+                        started: float) -> int:
     if entry.grid.eval_pairs:
         score_unscored_pairs(run_dirs)
     rows = collect(planned, run_dirs)

@@ -28,7 +28,7 @@ class ScaleAxes:
     sizes: list[float] = field(default_factory=list)
     # Token budgets D (token_budget, data_quality).
     budgets: list[float] = field(default_factory=list)
-    # Compute budgets C in FLOPs (isoflop): each size trains on D = C / flops_per_token.
+    # Compute budgets C in FLOPs (isoflop): each size trains on D = C / (6N), N its total parameters.
     compute_budgets: list[float] = field(default_factory=list)
     # Corpus quality levels (data_quality); other grids use corpus.quality.
     qualities: list[float] = field(default_factory=list)
@@ -70,6 +70,20 @@ class GridConfig:
     eval_pairs: bool = True
     # Write the analysis report at the end.
     report: bool = True
+    # Each run's warmup in tokens per parameter of its model: train.warmup_tokens = this x N, one
+    # token per parameter after Porian et al. 2024, so warmup follows the model, not the run's
+    # length. null leaves train.warmup / train.warmup_tokens as given.
+    warmup_tokens_per_param: float | None = 1.0
+    # ... capped at this fraction of the smallest budget of that size, so that every budget of one
+    # size shares its warmup (and its first steps) and none spends more than this on it.
+    max_warmup_fraction: float = 0.05
+    # Print the plan (runs, tokens, compute, estimated wall time) and make every check that
+    # comes before compute, then exit without training.
+    plan_only: bool = False
+    # One constant-rate trunk per model, and each budget a cooldown branched off it
+    # (lab.sweep.branching): the same runs, at a fraction of the compute. Cells then train with a
+    # WSD schedule (train.cooldown, train.decay_shape) and warmup in tokens.
+    branching: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,7 @@ def validate_grid(grid: GridConfig, axes: ScaleAxes) -> None:
     if any(s <= 0 for s in axes.sizes):
         raise ConfigError("grid.sizes", "sizes are parameter counts and must be > 0")
     if grid.kind == "babylm":
+        _validate_warmup(grid)
         return  # validate_babylm: its budgets are in words
     if grid.kind == "isoflop":
         if not axes.compute_budgets or any(c <= 0 for c in axes.compute_budgets):
@@ -117,11 +132,18 @@ def validate_grid(grid: GridConfig, axes: ScaleAxes) -> None:
             raise ConfigError("grid.qualities", "a data_quality grid needs at least two quality levels")
         if any(not 0 <= q <= 1 for q in axes.qualities):
             raise ConfigError("grid.qualities", "quality levels must lie in [0, 1]")
+    _validate_warmup(grid)
+
+
+def _validate_warmup(grid: GridConfig) -> None:
+    if grid.warmup_tokens_per_param is not None and grid.warmup_tokens_per_param < 0:
+        raise ConfigError("grid.warmup_tokens_per_param", "must be >= 0 (or null)")
+    if not 0 < grid.max_warmup_fraction <= 1:
+        raise ConfigError("grid.max_warmup_fraction", "must be in (0, 1]")
 
 
 def expand(base: RunConfig, grid: GridConfig, scale: str) -> list[PlannedRun]:
     """Every run of the grid as a resolved, validated RunConfig (fails before any compute)."""
-    from lab.accounting import flops_per_token
     from lab.single_run import resolve
 
     axes = axes_for(grid, scale)
@@ -144,24 +166,79 @@ def expand(base: RunConfig, grid: GridConfig, scale: str) -> list[PlannedRun]:
                                     corpus=dataclasses.replace(base.corpus, quality=float(quality)))
         shaped = resolve(dataclasses.replace(sized, train=dataclasses.replace(
             sized.train, tokens=float(max(axes.budgets or [tokens_per_step])))))
-        if grid.kind == "isoflop":
-            per_token = flops_per_token(shaped.model, base.train.seq_len)
-            budgets = [(c, c / per_token) for c in axes.compute_budgets]
-        else:
-            budgets = [(None, b) for b in axes.budgets]
-        for compute, tokens in budgets:
-            # Round the budget to whole optimizer steps so D is exactly what is trained.
-            steps = math.floor(tokens / tokens_per_step)
-            if steps < 1:
-                continue  # this size cannot fit one step in this compute budget: not a point
-            run_cfg = dataclasses.replace(shaped, train=dataclasses.replace(shaped.train, tokens=float(steps * tokens_per_step)))
+        points = _points_of_size(shaped, grid, axes, tokens_per_step)
+        warmup = grid_warmup_tokens(shaped, grid, min((steps for _, _, steps in points), default=0) * tokens_per_step)
+        for compute, tokens, steps in points:
+            train = dataclasses.replace(shaped.train, tokens=float(steps * tokens_per_step), warmup_tokens=warmup)
             axes_row = {"size": size, "quality": quality, "budget_tokens": tokens}
             if compute is not None:
                 axes_row["compute_budget"] = compute
-            planned.append(PlannedRun(resolve(run_cfg), axes_row))
+            planned.append(PlannedRun(resolve(dataclasses.replace(shaped, train=train)), axes_row))
     if not planned:
         raise ConfigError("grid", "the grid expands to no runs (every budget is below one optimizer step)")
     return planned
+
+
+def _points_of_size(shaped: RunConfig, grid: GridConfig, axes: ScaleAxes,
+                    tokens_per_step: int) -> list[tuple[float | None, float, int]]:
+    """(compute budget or None, nominal tokens D, whole optimizer steps) of one size's runs.
+
+    isoflop: D = C / (6N), N the resolved model's total parameters: the lab counts a run's
+    compute as C = 6ND (lab.accounting.compute_6nd), so a point of the C profile is a run whose
+    6ND is C, as the analysis reads it. (D = C / flops_per_token, attention included, made the
+    grid's C and the fits' C two different numbers.)"""
+    from lab.accounting import total_params
+
+    if grid.kind == "isoflop":
+        n = total_params(shaped.model)
+        budgets = [(float(c), c / (6.0 * n)) for c in axes.compute_budgets]
+    else:
+        budgets = [(None, float(b)) for b in axes.budgets]
+    # Whole optimizer steps, so D is exactly what is trained; an isoflop point below one step is
+    # not a point (this size cannot fit a step in that compute budget).
+    points = [(c, d, math.floor(d / tokens_per_step)) for c, d in budgets]
+    return [p for p in points if p[2] >= 1]
+
+
+def grid_warmup_tokens(shaped: RunConfig, grid: GridConfig, smallest_budget: float) -> float | None:
+    """train.warmup_tokens of every run of one size: warmup_tokens_per_param x N in whole steps,
+    capped at max_warmup_fraction of the size's smallest budget (rounded down to whole steps, so
+    the cap holds after the trainer's rounding). The same for all budgets of a size, so they share
+    their first steps. An explicit train.warmup_tokens, or warmup_tokens_per_param=null, is kept."""
+    from lab.accounting import total_params
+
+    t = shaped.train
+    if t.warmup_tokens is not None or grid.warmup_tokens_per_param is None:
+        return t.warmup_tokens
+    per_step = t.batch_size * t.seq_len
+    wanted = math.floor(grid.warmup_tokens_per_param * total_params(shaped.model) / per_step + 0.5)
+    cap = math.floor(grid.max_warmup_fraction * smallest_budget / per_step + 1e-9)
+    return float(min(wanted, cap) * per_step)
+
+
+def warmup_notes(planned: list[PlannedRun], grid: GridConfig, base: RunConfig) -> list[str]:
+    """One line per size whose warmup is not warmup_tokens_per_param x N: the cap shortened it,
+    or the command line set the warmup itself (then also when it is above the cap's fraction)."""
+    from lab.accounting import total_params
+
+    notes: dict[float, str] = {}
+    for plan in planned:
+        t, n, size = plan.cfg.train, total_params(plan.cfg.model), plan.axes.get("size")
+        budget = t.words if t.words is not None else t.tokens  # a word is at least one token
+        if base.train.warmup_tokens is not None or grid.warmup_tokens_per_param is None:
+            how = ("train.warmup_tokens as given" if base.train.warmup_tokens is not None
+                   else f"train.warmup={t.warmup:g} (grid.warmup_tokens_per_param=null)")
+            if t.warmup_tokens is not None and t.warmup_tokens > grid.max_warmup_fraction * budget:
+                notes[size] = (f"size {size:g}: warmup {how}: {t.warmup_tokens:,.0f} tokens, above "
+                               f"{grid.max_warmup_fraction:g} of its {budget:,.0f}-token run")
+            else:
+                notes.setdefault(size, f"size {size:g}: warmup {how}")
+            continue
+        wanted = grid.warmup_tokens_per_param * n
+        if t.warmup_tokens + t.batch_size * t.seq_len / 2 < wanted:  # shorter than rounding explains
+            notes.setdefault(size, f"size {size:g} (N={n:,}): warmup capped at {grid.max_warmup_fraction:g} of "
+                                   f"its smallest budget: {t.warmup_tokens:,.0f} tokens, not {wanted:,.0f}")
+    return list(notes.values())
 
 
 # ---------------------------------------------------------------- BabyLM submissions
@@ -229,13 +306,18 @@ def expand_babylm(base: RunConfig, grid: GridConfig, axes: ScaleAxes) -> list[Pl
 
     budgets = validate_babylm(base, grid, axes)
     corpus = dataclasses.replace(base.corpus, train_words=int(round(axes.corpus_words)))
+    # The warmup cap is taken of the smallest budget in words: every word is at least one token
+    # (byte-level BPE splits text into words before merging), so it holds in tokens as well.
+    smallest = min(words for _, words in budgets)
     planned = []
     for size, (_, words) in itertools.product(axes.sizes, budgets):
+        shaped = resolve(dataclasses.replace(base, corpus=corpus,
+                                             model=dataclasses.replace(base.model, params=float(size))))
         train = dataclasses.replace(base.train, words=float(words), tokens=float(words),  # tokens: id label only
                                     max_epochs=grid.max_epochs * 1.01,
-                                    snapshots=babylm_checkpoints(words, axes.word_unit))
-        cfg = dataclasses.replace(base, corpus=corpus, train=train,
-                                  model=dataclasses.replace(base.model, params=float(size)))
+                                    snapshots=babylm_checkpoints(words, axes.word_unit),
+                                    warmup_tokens=grid_warmup_tokens(shaped, grid, smallest))
+        cfg = dataclasses.replace(shaped, train=train)
         planned.append(PlannedRun(resolve(cfg), {
             "size": size, "quality": base.corpus.quality, "budget_tokens": None, "budget_words": words,
             "epochs": words / axes.corpus_words, "corpus_words": axes.corpus_words, "word_unit": axes.word_unit}))

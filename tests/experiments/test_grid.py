@@ -26,6 +26,7 @@ def test_token_budget_grid_trains_collects_and_skips_on_rerun(tmp_path, corpus_c
     args = [*GRID, f"corpus.cache_dir={corpus_cache}", f"out_dir={tmp_path / 'runs'}"]
     first = run_entry(args, cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
+    assert "estimated wall time: ~" in first.stdout  # the plan, printed before the first run
     rows = _rows(tmp_path / "runs" / "token_budget-smoke" / "results.csv")
     assert len(rows) == 4 and {r["status"] for r in rows} == {"done"}
     assert sorted({int(r["tokens"]) for r in rows}) == [2560, 5120]
@@ -68,7 +69,8 @@ def test_a_diverged_run_is_a_result_and_does_not_fail_the_grid_or_its_reruns(tmp
 def test_a_run_that_does_not_fit_its_corpus_stops_the_grid_before_any_training(tmp_path, corpus_cache):
     # Checks that need the prepared corpus (here: more warmup steps than the 5-step run has) ran in
     # each worker, which recorded the run as failed and left the grid to exit 1.
-    args = [*GRID, "grid.sizes=[3.0e4]", "grid.budgets=[640]", "train.warmup=500",
+    args = [*GRID, "grid.sizes=[3.0e4]", "grid.budgets=[640]", "train.warmup=500", "grid.warmup_tokens_per_param=null",
+            "grid.branching=false",
             f"corpus.cache_dir={corpus_cache}", f"out_dir={tmp_path / 'runs'}"]
     result = run_entry(args, cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
@@ -110,13 +112,13 @@ def test_data_parallel_two_processes_match_one(tmp_path, corpus_cache):
     assert float(b["final_val_loss"]) == pytest.approx(float(a["final_val_loss"]), abs=1e-4)
     final = json.loads((tmp_path / "two" / "token_budget-smoke" / "runs" / b["run_id"] / "final.json").read_text())
     assert final["world_size"] == 2
-    assert a["blimp_acc"] == b["blimp_acc"] == ""  # grid.eval_pairs=false: no pairs scored
+    assert a["pairs_acc"] == b["pairs_acc"] == ""  # grid.eval_pairs=false: no pairs scored
     # Rerun without the flag: nothing trains, the finished run gets its pairs scored.
     again = run_entry([c for c in common if c != "grid.eval_pairs=false"] + [f"out_dir={tmp_path / 'one'}"],
                       cwd=tmp_path)
     assert again.returncode == 0 and "1 finished, 0 to train" in again.stdout, again.stdout + again.stderr
     (scored,) = _rows(tmp_path / "one" / "token_budget-smoke" / "results.csv")
-    assert 0.0 <= float(scored["blimp_acc"]) <= 1.0
+    assert 0.0 <= float(scored["pairs_acc"]) <= 1.0
 
 
 def test_torchrun_trains_one_run_data_parallel(tmp_path, corpus_cache):

@@ -1,5 +1,7 @@
 """Parameter and FLOP accounting against independent counts: the module itself, HF, and
 torch's FLOP counter over a real forward+backward."""
+import math
+
 import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -7,6 +9,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from common.errors import ConfigError
 from lab.accounting import (
+    attention_kind,
+    compute_6nd,
     flops_per_token,
     non_embedding_params,
     shape_for_depth,
@@ -45,12 +49,12 @@ def test_flops_per_token_matches_torch_flop_counter(n_kv_heads):
 
 
 def test_size_picker_follows_its_rule_and_hits_targets():
-    base = ModelConfig(vocab_size=4096)
-    for depth in (1, 2, 4, 8):
+    base = ModelConfig(vocab_size=4096, head_dim=16)
+    for depth in (1, 2, 3, 4, 8):
         shaped = shape_for_depth(base, depth)
         assert shaped.d_model == 32 * depth and shaped.n_layers == depth
-        assert shaped.n_heads * 32 == shaped.d_model
-        assert shaped.n_heads % shaped.n_kv_heads == 0
+        assert shaped.n_heads * 16 == shaped.d_model
+        assert shaped.n_heads == 2 * shaped.n_kv_heads
     for target in (3e5, 1e6, 5e6, 3e7):
         got = total_params(shape_for_params(base, target))
         assert 0.6 < got / target < 1.6
@@ -62,3 +66,33 @@ def test_size_picker_follows_its_rule_and_hits_targets():
 def test_size_picker_refuses_impossible_targets():
     with pytest.raises(ConfigError, match="model.params"):
         shape_for_params(ModelConfig(vocab_size=4096), 1000)
+
+
+@pytest.mark.parametrize("kv_group", [1, 2, 3, 4])
+def test_size_picker_keeps_the_kv_grouping_at_every_depth(kv_group):
+    """Odd head counts used to fall back to multi-head attention, so a grid's sizes mixed MQA, GQA
+    and MHA; now the head count is rounded up to a multiple of the group instead."""
+    base = ModelConfig(vocab_size=1024, head_dim=32, aspect_ratio=32, kv_group=kv_group)
+    kinds = set()
+    for depth in range(1, 13):
+        shaped = shape_for_depth(base, depth)
+        assert shaped.n_heads == kv_group * shaped.n_kv_heads
+        assert shaped.d_model == 32 * shaped.n_heads
+        # the narrowest width of whole groups of heads at or above aspect_ratio x depth
+        assert 32 * depth <= shaped.d_model < 32 * depth + 32 * kv_group
+        kinds.add(attention_kind(shaped))
+    assert kinds == {"mha" if kv_group == 1 else f"gqa{kv_group}"}
+    assert shape_for_depth(base, 3).n_heads == kv_group * math.ceil(3 / kv_group)
+
+
+def test_attention_kind_and_6nd():
+    cfg = ModelConfig(d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=128)
+    assert attention_kind(cfg) == "gqa2"
+    assert attention_kind(ModelConfig(n_heads=4, n_kv_heads=4)) == "mha"
+    assert attention_kind(ModelConfig(n_heads=4, n_kv_heads=1)) == "gqa4"
+    assert compute_6nd(cfg, 1000) == 6 * total_params(cfg) * 1000
+
+
+def test_size_picker_refuses_a_group_below_one():
+    with pytest.raises(ConfigError, match="model.kv_group"):
+        shape_for_params(ModelConfig(vocab_size=4096, kv_group=0), 1e6)
