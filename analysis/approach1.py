@@ -1,4 +1,4 @@
-"""Approach 1: the minimum-loss envelope over training compute, and power laws N_opt(C), D_opt(C)
+"""Approach 1: the minimum-loss envelope over compute C = 6 N D, and power laws N_opt(C), D_opt(C)
 through it; the laws, their bootstrap summary and the grouping of runs by compute are shared with
 Approach 2 (analysis.approach2).
 """
@@ -112,25 +112,25 @@ class ComputeGroups:
 
 
 def group_by_compute(runs: RunTable, gap_dex: float = DEFAULT_GAP_DEX) -> ComputeGroups:
-    """By the grid's nominal compute budget when every run has one, else by gaps in log10 C."""
-    log_flops = np.log10(runs.flops)
+    """By the grid's nominal compute budget when every run has one, else by gaps in log10 C (6 N D)."""
+    log_compute = np.log10(runs.compute)
     if len(runs) and np.all(np.isfinite(runs.compute_budget)) and np.all(runs.compute_budget > 0):
         budgets, group_of_run = np.unique(runs.compute_budget, return_inverse=True)
         from_column = True
     else:
-        order = np.argsort(log_flops, kind="stable")
-        starts_new_group = np.diff(log_flops[order], prepend=-np.inf) > gap_dex
+        order = np.argsort(log_compute, kind="stable")
+        starts_new_group = np.diff(log_compute[order], prepend=-np.inf) > gap_dex
         group_of_run = np.empty(len(runs), dtype=int)
         group_of_run[order] = np.cumsum(starts_new_group) - 1
-        budgets = np.array([10.0 ** log_flops[group_of_run == g].mean()
+        budgets = np.array([10.0 ** log_compute[group_of_run == g].mean()
                             for g in range(int(starts_new_group.sum()))])
         from_column = False
-    spread = np.array([np.ptp(log_flops[group_of_run == g]) for g in range(budgets.size)])
+    spread = np.array([np.ptp(log_compute[group_of_run == g]) for g in range(budgets.size)])
     return ComputeGroups(group_of_run=group_of_run, budgets=budgets, spread_dex=spread,
                          from_budget_column=from_column)
 
 
-def envelope_indices(flops: np.ndarray, loss: np.ndarray, group_of_run: np.ndarray) -> np.ndarray:
+def envelope_indices(compute: np.ndarray, loss: np.ndarray, group_of_run: np.ndarray) -> np.ndarray:
     """Indices of the runs on the envelope, in order of increasing compute: the best run of each
     compute bin, when it beats every bin of less compute.
 
@@ -141,7 +141,7 @@ def envelope_indices(flops: np.ndarray, loss: np.ndarray, group_of_run: np.ndarr
     groups = np.unique(group_of_run)
     best_of_group = np.array([np.flatnonzero(group_of_run == g)[np.argmin(loss[group_of_run == g])]
                               for g in groups])
-    by_compute = best_of_group[np.argsort(flops[best_of_group], kind="stable")]
+    by_compute = best_of_group[np.argsort(compute[best_of_group], kind="stable")]
     envelope, lowest = [], np.inf
     for run in by_compute:
         if loss[run] < lowest:
@@ -151,13 +151,13 @@ def envelope_indices(flops: np.ndarray, loss: np.ndarray, group_of_run: np.ndarr
 
 
 def fit_envelope_laws(runs: RunTable, group_of_run: np.ndarray) -> tuple[AllocationLaws, np.ndarray]:
-    on_envelope = envelope_indices(runs.flops, runs.loss, group_of_run)
+    on_envelope = envelope_indices(runs.compute, runs.loss, group_of_run)
     if on_envelope.size < MIN_ENVELOPE_POINTS:
         raise InsufficientData(f"approach 1 needs at least {MIN_ENVELOPE_POINTS} compute bins whose best "
                                f"run improves on all smaller budgets, got {on_envelope.size}")
-    flops = runs.flops[on_envelope]
-    laws = AllocationLaws(params=fit_power_law(flops, runs.params[on_envelope]),
-                          tokens=fit_power_law(flops, runs.tokens[on_envelope]))
+    compute = runs.compute[on_envelope]
+    laws = AllocationLaws(params=fit_power_law(compute, runs.params[on_envelope]),
+                          tokens=fit_power_law(compute, runs.tokens[on_envelope]))
     return laws, on_envelope
 
 
@@ -174,7 +174,7 @@ def run_envelope(runs: RunTable, *, budget: float, n_boot: int, seed: int) -> Al
         except InsufficientData:
             continue
         replicate_laws[replicate] = resampled.as_row()
-    optima = {"compute": runs.flops[on_envelope].tolist(), "params": runs.params[on_envelope].tolist(),
+    optima = {"compute": runs.compute[on_envelope].tolist(), "params": runs.params[on_envelope].tolist(),
               "tokens": runs.tokens[on_envelope].tolist(), "loss": runs.loss[on_envelope].tolist(),
               "run_ids": [runs.run_ids[i] for i in on_envelope]}
     return summarise("approach 1 (loss envelope)", laws, replicate_laws, budget, optima)

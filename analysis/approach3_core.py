@@ -252,11 +252,13 @@ def single_threaded_blas():
             setter(count)
 
 
-def polish(objective: HuberLogLossObjective, start: np.ndarray,
-           weights: np.ndarray | None = None) -> tuple[np.ndarray, float, bool]:
-    """L-BFGS with the analytic gradient from one start."""
+def polish(objective: HuberLogLossObjective, start: np.ndarray, weights: np.ndarray | None = None,
+           free: np.ndarray | None = None) -> tuple[np.ndarray, float, bool]:
+    """L-BFGS with the analytic gradient from one start; with ``free`` (a mask over theta), only
+    those parameters move and the rest stay at their start."""
+    bounds = None if free is None else [(None, None) if f else (x, x) for f, x in zip(free, start)]
     result = minimize(objective.value_and_grad, start, args=(weights,), jac=True,
-                      method="L-BFGS-B", options=LBFGS_OPTIONS)
+                      method="L-BFGS-B", bounds=bounds, options=LBFGS_OPTIONS)
     return result.x, float(result.fun), bool(result.success)
 
 

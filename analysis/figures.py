@@ -69,7 +69,7 @@ def save_figure(figure: Figure, directory: Path, name: str, data: dict) -> list[
 
 
 LOSS_LABEL = "final validation loss (nats/token)"
-COMPUTE_LABEL = "training compute C (FLOPs)"
+COMPUTE_LABEL = "compute C = 6ND (FLOPs)"
 PARAMS_LABEL = "parameters N"
 TOKENS_LABEL = "training tokens D"
 APPROACH_COLOURS = {1: "tab:blue", 2: "tab:orange", 3: "tab:green"}
@@ -90,8 +90,8 @@ def _size_norm(params: np.ndarray) -> LogNorm:
     return LogNorm(vmin=low / 1.5, vmax=high * 1.5) if low == high else LogNorm(vmin=low, vmax=high)
 
 
-def _compute_grid(flops: np.ndarray, points: int = 120) -> np.ndarray:
-    return np.logspace(np.log10(flops.min()) - 0.25, np.log10(flops.max()) + 0.25, points)
+def _compute_grid(compute: np.ndarray, points: int = 120) -> np.ndarray:
+    return np.logspace(np.log10(compute.min()) - 0.25, np.log10(compute.max()) + 0.25, points)
 
 
 def plot_loss_curves(curves: list[RunCurve], directory: Path, name: str = "loss_curves") -> list[Path]:
@@ -161,16 +161,16 @@ def _frontier(surface: SurfaceResult, compute: np.ndarray) -> tuple[np.ndarray, 
 def plot_loss_vs_compute(level: LevelFits, curves: list[RunCurve], directory: Path, name: str) -> list[Path]:
     runs = level.runs
     norm, cmap = _size_norm(runs.params), colormaps["viridis"]
-    data: dict = {"figure": name, "runs": {"run_ids": runs.run_ids, "compute": runs.flops,
+    data: dict = {"figure": name, "runs": {"run_ids": runs.run_ids, "compute": runs.compute,
                                            "loss": runs.loss, "params": runs.params}}
     with figure_style():
         figure, (ax,) = new_figure()
         for curve in sorted(curves, key=lambda c: c.run_id):
-            ax.plot(curve.flops_per_token * curve.tokens, curve.loss, color="0.75", lw=0.6, zorder=1)
+            ax.plot(curve.compute_per_token * curve.tokens, curve.loss, color="0.75", lw=0.6, zorder=1)
         if curves:
             ax.plot([], [], color="0.75", lw=0.6, label="training curves")
             data["curves_run_ids"] = sorted(c.run_id for c in curves)
-        ax.scatter(runs.flops, runs.loss, c=runs.params, cmap=cmap, norm=norm, s=16, zorder=3,
+        ax.scatter(runs.compute, runs.loss, c=runs.params, cmap=cmap, norm=norm, s=16, zorder=3,
                    edgecolors="black", linewidths=0.3, label="final loss of a run")
         if level.envelope is not None:
             optima = level.envelope.optima
@@ -178,7 +178,7 @@ def plot_loss_vs_compute(level: LevelFits, curves: list[RunCurve], directory: Pa
                     lw=1.0, zorder=4, label="approach 1: minimum-loss envelope")
             data["envelope"] = optima
         if level.surface is not None:
-            compute = _compute_grid(runs.flops)
+            compute = _compute_grid(runs.compute)
             frontier, low, high = _frontier(level.surface, compute)
             ax.plot(compute, frontier, color=APPROACH_COLOURS[3], lw=1.5, zorder=2,
                     label="approach 3: compute-optimal frontier")
@@ -231,7 +231,7 @@ def _reference_series(compute: np.ndarray) -> dict[str, dict]:
 
 
 def plot_allocation(level: LevelFits, directory: Path, name: str) -> list[Path]:
-    compute = _compute_grid(level.runs.flops)
+    compute = _compute_grid(level.runs.compute)
     ours: dict[str, dict] = {}
     if level.envelope is not None:
         ours["approach 1 (envelope)"] = {**_law_series(level.envelope, compute), "approach": 1,
@@ -273,16 +273,16 @@ def plot_allocation(level: LevelFits, directory: Path, name: str) -> list[Path]:
 
 def plot_quality(result: QualityResult, runs: RunTable, directory: Path, name: str = "quality") -> list[Path]:
     colours = colormaps["cividis"](np.linspace(0.0, 0.9, len(result.levels)))
-    compute = _compute_grid(runs.flops)
+    compute = _compute_grid(runs.compute)
     data: dict = {"figure": name, "levels": list(result.levels), "per_level": {}, "multipliers": {}}
     with figure_style():
         figure, (left, right) = new_figure(width=9.6, height=4.2, columns=2)
         for q, colour in zip(result.levels, colours):
             members = runs.quality == q
-            left.scatter(runs.flops[members], runs.loss[members], color=colour, s=12, edgecolors="black",
+            left.scatter(runs.compute[members], runs.loss[members], color=colour, s=12, edgecolors="black",
                          linewidths=0.3, label=f"q = {q:g} runs")
             entry = {"run_ids": [r for r, m in zip(runs.run_ids, members) if m],
-                     "compute": runs.flops[members], "loss": runs.loss[members]}
+                     "compute": runs.compute[members], "loss": runs.loss[members]}
             if q in result.per_level:
                 frontier, low, high = _frontier(result.per_level[q], compute)
                 left.plot(compute, frontier, color=colour, lw=1.5)
@@ -351,19 +351,22 @@ def plot_residuals(surface: SurfaceResult, directory: Path, name: str) -> list[P
         return save_figure(figure, directory, name, data)
 
 
-def plot_blimp(runs: RunTable, directory: Path, name: str = "blimp") -> list[Path]:
-    known = ~np.isnan(runs.blimp_acc)
+PAIRS_LABEL = "minimal-pair accuracy (synthetic pairs)"
+
+
+def plot_pairs(runs: RunTable, directory: Path, name: str = "pairs") -> list[Path]:
+    """Accuracy on each run's own corpus-generated minimal pairs (BLiMP's format, not BLiMP)."""
+    known = ~np.isnan(runs.pairs_acc)
     norm = _size_norm(runs.params[known])
     with figure_style():
         figure, (ax,) = new_figure()
-        ax.scatter(runs.flops[known], runs.blimp_acc[known], c=runs.params[known], cmap="viridis", norm=norm,
+        ax.scatter(runs.compute[known], runs.pairs_acc[known], c=runs.params[known], cmap="viridis", norm=norm,
                    s=16, edgecolors="black", linewidths=0.3)
         ax.set_xscale("log")
         ax.set_xlabel(COMPUTE_LABEL)
-        ax.set_ylabel("BLiMP-style minimal-pair accuracy")
-        ax.set_title("Grammaticality accuracy against compute")
+        ax.set_ylabel(PAIRS_LABEL)
+        ax.set_title("Minimal-pair accuracy (synthetic pairs) against compute")
         figure.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=ax, label=PARAMS_LABEL)
         data = {"figure": name, "run_ids": [r for r, k in zip(runs.run_ids, known) if k],
-                "compute": runs.flops[known], "blimp_acc": runs.blimp_acc[known], "params": runs.params[known]}
+                "compute": runs.compute[known], "pairs_acc": runs.pairs_acc[known], "params": runs.params[known]}
         return save_figure(figure, directory, name, data)
-

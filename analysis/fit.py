@@ -2,6 +2,7 @@
 
     python -m analysis.fit TABLE.csv [--approach 1|2|3|all] [--json] [--bootstrap N] [--seed S]
                                      [--budget C] [--params-column params|non_embedding_params]
+                                     [--permutations N]
                                      [--no-repeat-correction] [--fit-repeat-decay]
 
 Bad input prints one line ``error: ...`` and exits 2. With --json, stdout holds one JSON object
@@ -15,6 +16,7 @@ import sys
 
 from analysis.approach3 import SurfaceOptions
 from analysis.pipeline import APPROACHES, FitRequest, TableFits, fit_table
+from analysis.quality import DEFAULT_PERMUTATIONS
 from analysis.report_text import fits_to_json, summary_lines
 from analysis.table import PARAMS_COLUMNS, InsufficientData, read_table
 from common.errors import EXIT_BAD_INPUT, ConfigError
@@ -34,8 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap refits (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--permutations", type=int, default=DEFAULT_PERMUTATIONS,
+                        help="relabelings behind each test of a quality difference in an exponent "
+                             f"(default {DEFAULT_PERMUTATIONS})")
     parser.add_argument("--budget", type=float, default=None,
-                        help="compute (FLOPs) at which to report allocations (default: a power of "
+                        help="compute C = 6ND (FLOPs) at which to report allocations (default: a power of "
                              "ten near the median run)")
     parser.add_argument("--params-column", choices=PARAMS_COLUMNS, default="params")
     parser.add_argument("--no-repeat-correction", action="store_true",
@@ -48,10 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _request(args: argparse.Namespace) -> FitRequest:
     if args.bootstrap < 0:
         raise ConfigError("bootstrap", f"must be >= 0, got {args.bootstrap}")
+    if args.permutations < 0:
+        raise ConfigError("permutations", f"must be >= 0, got {args.permutations}")
     if args.budget is not None and not args.budget > 0:
         raise ConfigError("budget", f"must be > 0, got {args.budget}")
     approaches = APPROACHES if args.approach == "all" else (int(args.approach),)
     return FitRequest(approaches=approaches, n_boot=args.bootstrap, seed=args.seed, budget=args.budget,
+                      n_perm=args.permutations,
                       surface=SurfaceOptions(repeat_correction=not args.no_repeat_correction,
                                              fit_repeat_decay=args.fit_repeat_decay))
 

@@ -2,6 +2,12 @@
 
 Runs of different data quality are never pooled into one envelope, profile or surface: Approaches
 1-3 are fitted per quality level, and the levels are tied together only by the joint quality fits.
+
+Runs past one epoch are left out of Approaches 1 and 2 (and said so in a note); only Approach 3
+corrects them, with Muennighoff's effective data. The envelope and the IsoFLOP profiles are there
+to check Approach 3 without its model: correcting their runs would import Muennighoff's decay
+constant (fitted at another scale) into both, make their agreement with Approach 3 partly
+circular, and move a repeated run off the compute of the profile it was planned in.
 """
 from __future__ import annotations
 
@@ -12,7 +18,12 @@ import numpy as np
 from analysis.approach1 import AllocationLawResult, run_envelope
 from analysis.approach2 import IsoflopResult, run_isoflop
 from analysis.approach3 import SurfaceOptions, SurfaceResult, run_surface
-from analysis.quality import QualityResult, level_stream, run_quality
+from analysis.quality import (
+    DEFAULT_PERMUTATIONS,
+    QualityResult,
+    level_stream,
+    run_quality,
+)
 from analysis.table import InsufficientData, LoadedTable, RunTable
 
 APPROACHES = (1, 2, 3)
@@ -26,6 +37,8 @@ class FitRequest:
     # Reference compute for allocations; None picks a round number inside the table's range.
     budget: float | None = None
     surface: SurfaceOptions = field(default_factory=SurfaceOptions)
+    # Relabelings behind each permutation test of a quality difference in an exponent.
+    n_perm: int = DEFAULT_PERMUTATIONS
 
 
 @dataclass(frozen=True)
@@ -58,8 +71,17 @@ class TableFits:
 
 
 def default_budget(runs: RunTable) -> float:
-    """A power of ten near the median compute of the runs (reported allocations sit in range)."""
-    return float(10.0 ** np.round(np.median(np.log10(runs.flops))))
+    """A power of ten near the median compute C = 6 N D of the runs (reported allocations sit in range)."""
+    return float(10.0 ** np.round(np.median(np.log10(runs.compute))))
+
+
+def repeated_data_note(runs: RunTable) -> str | None:
+    """What Approaches 1 and 2 leave out, or None when every run stays under one epoch."""
+    repeated = int(runs.past_one_epoch.sum())
+    if not repeated:
+        return None
+    return (f"approaches 1 and 2 leave out {repeated} of {len(runs)} runs that trained past one epoch "
+            "(repeated data; only approach 3 corrects for it, with Muennighoff's effective data)")
 
 
 def _fit_level(runs: RunTable, quality: float | None, request: FitRequest, budget: float,
@@ -67,14 +89,18 @@ def _fit_level(runs: RunTable, quality: float | None, request: FitRequest, budge
     results: dict[str, object] = {}
     skipped: dict[int, str] = {}
     fitters = {1: ("envelope", run_envelope), 2: ("isoflop", run_isoflop)}
+    fresh = runs.subset(~runs.past_one_epoch)
     for approach in request.approaches:
         try:
             if approach == 3:
                 results["surface"] = run_surface(runs, budget=budget, n_boot=request.n_boot,
                                                  seed=request.seed, options=request.surface, stream=stream)
             else:
+                if len(fresh) == 0:
+                    raise InsufficientData("every run trained past one epoch, and approaches 1 and 2 use "
+                                           "only runs under one (repeated data)")
                 name, fitter = fitters[approach]
-                results[name] = fitter(runs, budget=budget, n_boot=request.n_boot, seed=request.seed)
+                results[name] = fitter(fresh, budget=budget, n_boot=request.n_boot, seed=request.seed)
         except InsufficientData as reason:
             skipped[approach] = str(reason)
     return LevelFits(quality=quality, runs=runs, skipped=skipped, **results)
@@ -85,6 +111,8 @@ def fit_table(table: LoadedTable, request: FitRequest = FitRequest()) -> TableFi
     if len(runs) == 0:
         raise InsufficientData(f"{table.source}: no usable runs (every run was excluded)")
     notes = [note for note in [table.exclusion_note()] if note]
+    if {1, 2} & set(request.approaches) and (note := repeated_data_note(runs)):
+        notes.append(note)
     budget = request.budget if request.budget is not None else default_budget(runs)
     levels_present = runs.quality_levels()
     if len(levels_present) >= 2 and np.any(np.isnan(runs.quality)):
@@ -108,7 +136,7 @@ def fit_table(table: LoadedTable, request: FitRequest = FitRequest()) -> TableFi
             graded = runs.subset(~np.isnan(runs.quality))
             per_level = {level.quality: level.surface for level in levels if level.surface is not None}
             quality = run_quality(graded, budget=budget, n_boot=request.n_boot, seed=request.seed,
-                                  options=request.surface, per_level=per_level)
+                                  options=request.surface, per_level=per_level, n_perm=request.n_perm)
         except InsufficientData as reason:
             quality_skipped = str(reason)
     return TableFits(table=table, request=request, budget=budget, levels=levels, quality=quality,

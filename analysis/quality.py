@@ -7,6 +7,10 @@ Quality q is the fraction of textbook-grade data (corpora.config.CorpusConfig: 1
 Under D_eff = m D, B becomes B m^-beta, so the compute-optimal split at a budget moves with q:
 N_opt ∝ m^(beta/(alpha+beta)), D_opt ∝ m^(-beta/(alpha+beta)).
 
+A difference between the lowest and highest level in a fitted exponent (alpha or beta) counts as
+significant only against a label-permutation null: the two levels' labels shuffled among matched
+runs (same size, token count and epochs), the exponent refitted on both, the difference recorded.
+
 "How many web tokens is one textbook token worth" is reported two ways: the joint model's
 budget-independent ratio m(q_high)/m(q_low), and, from the per-level fits at the reference budget,
 the tokens the low-quality surface needs (at the high-quality compute-optimal model size) to reach
@@ -14,14 +18,54 @@ the loss the high-quality optimum reaches, divided by the high-quality optimal t
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from analysis.approach3 import SurfaceOptions, SurfaceResult, run_surface
-from analysis.approach3_core import optimal_allocation
-from analysis.intervals import Estimate, percentile_estimate
+from analysis.approach3 import SurfaceOptions, SurfaceResult, build_tokens, run_surface
+from analysis.approach3_core import (
+    HuberLogLossObjective,
+    fit_surface,
+    optimal_allocation,
+    polish,
+    single_threaded_blas,
+)
+from analysis.intervals import Estimate, json_number, percentile_estimate
 from analysis.table import InsufficientData, RunTable
+
+# Enough relabelings for a p-value near 0.05 to be read to about +-0.015; each costs four short
+# L-BFGS polishes of two parameters (two exponents, two relabelled levels): about 3 s in all on
+# the CPU data-quality grid.
+DEFAULT_PERMUTATIONS = 200
+SIGNIFICANCE_LEVEL = 0.05
+TESTED_EXPONENTS = ("alpha", "beta")
+
+
+@dataclass(frozen=True)
+class PermutationTest:
+    """An observed difference (high level - low level) against differences under shuffled labels."""
+
+    observed: float
+    # Central 95% range of the null differences, and the two-sided p-value of |observed|.
+    null_low: float
+    null_high: float
+    p_value: float
+    permutations: int
+    # Matched groups whose labels could be shuffled, and the distinct relabelings they allow.
+    matched_groups: int
+    relabelings: float
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < SIGNIFICANCE_LEVEL
+
+    def to_json(self) -> dict:
+        return {"observed": json_number(self.observed), "null_95": [json_number(self.null_low),
+                                                                    json_number(self.null_high)],
+                "p_value": json_number(self.p_value), "significant": self.significant,
+                "permutations": self.permutations, "matched_groups": self.matched_groups,
+                "relabelings": json_number(self.relabelings)}
 
 
 @dataclass(frozen=True)
@@ -37,6 +81,8 @@ class QualityResult:
     # Compute-optimal N, D and tokens per parameter at the budget, per level, per model.
     allocation: dict[str, dict[float, dict[str, Estimate]]]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Highest-minus-lowest level difference of each fitted exponent against its permutation null.
+    exponent_tests: dict[str, PermutationTest] = field(default_factory=dict)
 
 
 def _log_multipliers(result: SurfaceResult, form: str, levels: tuple[float, ...],
@@ -97,6 +143,97 @@ def level_stream(index: int) -> tuple[int, ...]:
     return (index + 1,)
 
 
+def matched_groups(runs: RunTable) -> np.ndarray:
+    """Group index of every run: one group per grid cell (size, token count, epochs), so that the
+    runs of a group differ only in their quality label."""
+    cells = np.round(np.column_stack([np.log10(runs.params), np.log10(runs.tokens), runs.epochs]), 3)
+    return np.unique(cells, axis=0, return_inverse=True)[1].ravel()
+
+
+def _shuffle_within(rng: np.random.Generator, labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    shuffled = labels.copy()
+    for group in np.unique(groups):
+        members = np.flatnonzero(groups == group)
+        shuffled[members] = rng.permutation(labels[members])
+    return shuffled
+
+
+def _relabelings(labels: np.ndarray, groups: np.ndarray) -> float:
+    counts = [(int((groups == g).sum()), int(labels[groups == g].sum())) for g in np.unique(groups)]
+    return float(np.prod([math.comb(size, chosen) for size, chosen in counts]))
+
+
+def _level_objective(runs: RunTable, options: SurfaceOptions) -> HuberLogLossObjective:
+    tokens, _, _, _ = build_tokens(runs, replace(options, quality_form=None))
+    return HuberLogLossObjective(np.log(runs.params), tokens, np.log(runs.loss))
+
+
+def _level_exponent(runs: RunTable, options: SurfaceOptions, pooled: np.ndarray, name: str) -> float:
+    """One exponent of a level's runs, its amplitude beside it, every other parameter held at the
+    pooled fit of both levels.
+
+    Free fits of each level (all five parameters) were tried first: E and the other term trade
+    against the exponent, and on relabelled levels, which mix two surfaces, the exponents swung
+    about twice as far as the true difference, so the null swallowed any effect at any size
+    (measured on the data-quality grid's shape). With the rest shared, a relabelled level's
+    exponent stays near the range of the two levels' own, and a real difference stands out.
+    """
+    objective = _level_objective(runs, options)
+    if pooled.size != len(objective.names):  # e.g. a fitted repeat decay, but no repeats at this level
+        return math.nan
+    amplitude = {"alpha": "a", "beta": "b"}[name]
+    free = np.isin(objective.names, (amplitude, name))
+    theta, value, _ = polish(objective, pooled, free=free)
+    return float(theta[objective.names.index(name)]) if np.isfinite(value) else math.nan
+
+
+def _exponent_differences(pair: RunTable, is_high: np.ndarray, options: SurfaceOptions,
+                          pooled: np.ndarray) -> np.ndarray:
+    """High-labelled minus low-labelled level, for each tested exponent."""
+    high, low = pair.subset(is_high), pair.subset(~is_high)
+    return np.array([_level_exponent(high, options, pooled, name) - _level_exponent(low, options, pooled, name)
+                     for name in TESTED_EXPONENTS])
+
+
+def _permutation_summary(observed: float, null: np.ndarray, matched: int, relabelings: float) -> PermutationTest:
+    null = null[np.isfinite(null)]
+    if null.size == 0 or not math.isfinite(observed):
+        return PermutationTest(observed, math.nan, math.nan, math.nan, 0, matched, relabelings)
+    low, high = np.quantile(null, [0.025, 0.975])
+    # Two-sided, counting the observed labelling among the permutations (never exactly 0).
+    p_value = (1.0 + np.sum(np.abs(null) >= abs(observed))) / (1.0 + null.size)
+    return PermutationTest(observed, float(low), float(high), float(p_value), int(null.size), matched,
+                           relabelings)
+
+
+def exponent_permutation_tests(runs: RunTable, *, seed: int, n_perm: int = DEFAULT_PERMUTATIONS,
+                               options: SurfaceOptions = SurfaceOptions()) -> dict[str, PermutationTest]:
+    """Highest-minus-lowest level differences of alpha and beta (the rest shared), each against its
+    permutation null: the two levels' labels shuffled within matched groups (same size, tokens,
+    epochs), the exponents refitted, the difference recorded."""
+    levels = runs.quality_levels()
+    if len(levels) < 2:
+        raise InsufficientData(f"a permutation test needs 2 quality levels, got {len(levels)}")
+    low, high = levels[0], levels[-1]
+    pair = runs.subset((runs.quality == low) | (runs.quality == high))
+    groups, is_high = matched_groups(pair), pair.quality == high
+    mixed = [g for g in np.unique(groups) if 0 < is_high[groups == g].sum() < (groups == g).sum()]
+    if not mixed:
+        raise InsufficientData("no size and token count was trained at both the lowest and highest level")
+    # The shared parameters: one surface through both levels, whatever their labels.
+    pooled = fit_surface(_level_objective(pair, options), polished_starts=options.polished_starts)
+    rng = np.random.default_rng([seed, 4])
+    null = np.full((n_perm, len(TESTED_EXPONENTS)), np.nan)
+    with single_threaded_blas(), np.errstate(all="ignore"):
+        observed = _exponent_differences(pair, is_high, options, pooled.theta)
+        for permutation in range(n_perm):
+            labels = _shuffle_within(rng, is_high, groups)
+            null[permutation] = _exponent_differences(pair, labels, options, pooled.theta)
+    relabelings = _relabelings(is_high, groups)
+    return {name: _permutation_summary(float(observed[i]), null[:, i], len(mixed), relabelings)
+            for i, name in enumerate(TESTED_EXPONENTS)}
+
+
 def fit_levels(runs: RunTable, *, budget: float, n_boot: int, seed: int,
                options: SurfaceOptions = SurfaceOptions()) -> tuple[dict[float, SurfaceResult], list[str]]:
     """A separate loss surface per quality level, and a note for each level too small to fit."""
@@ -111,10 +248,32 @@ def fit_levels(runs: RunTable, *, budget: float, n_boot: int, seed: int,
     return per_level, notes
 
 
+def _tested_exponents(runs: RunTable, per_level: dict[float, SurfaceResult], *, seed: int, n_perm: int,
+                      options: SurfaceOptions) -> tuple[dict[str, PermutationTest], list[str]]:
+    """The permutation tests, or a note on why there are none or why they are weak."""
+    if n_perm <= 0:
+        return {}, ["no permutation test of the exponents (0 permutations asked for)"]
+    levels = runs.quality_levels()
+    if levels[0] not in per_level or levels[-1] not in per_level:
+        return {}, ["no permutation test of the exponents: the lowest and highest levels both need their own fit"]
+    try:
+        tests = exponent_permutation_tests(runs, seed=seed, n_perm=n_perm, options=options)
+    except InsufficientData as reason:
+        return {}, [f"no permutation test of the exponents: {reason}"]
+    relabelings = next(iter(tests.values())).relabelings
+    # The observed labelling and its mirror image tie, so p can go no lower than 2 / relabelings.
+    if relabelings * SIGNIFICANCE_LEVEL < 2.0:
+        return tests, [f"the matched runs allow only {relabelings:.0f} distinct relabelings, so no "
+                       f"exponent difference can reach p < {SIGNIFICANCE_LEVEL:g}"]
+    return tests, []
+
+
 def run_quality(runs: RunTable, *, budget: float, n_boot: int, seed: int,
                 options: SurfaceOptions = SurfaceOptions(),
-                per_level: dict[float, SurfaceResult] | None = None) -> QualityResult:
-    """Joint quality fits, plus the per-level fits (pass them in when already computed)."""
+                per_level: dict[float, SurfaceResult] | None = None,
+                n_perm: int = DEFAULT_PERMUTATIONS) -> QualityResult:
+    """Joint quality fits, plus the per-level fits (pass them in when already computed) and the
+    permutation tests of their exponents."""
     levels = tuple(runs.quality_levels())
     if len(levels) < 2:
         raise InsufficientData(f"quality analysis needs at least 2 quality levels, got {len(levels)}")
@@ -152,6 +311,7 @@ def run_quality(runs: RunTable, *, budget: float, n_boot: int, seed: int,
         q: {name: result.estimates[name] for name in
             ("params_at_budget", "tokens_at_budget", "tokens_per_param_at_budget")}
         for q, result in per_level.items()}
+    exponent_tests, test_notes = _tested_exponents(runs, per_level, seed=seed, n_perm=n_perm, options=options)
     return QualityResult(levels=levels, budget=budget, per_level=per_level, joint=joint,
                          multipliers=multipliers, token_worth=token_worth, allocation=allocation,
-                         notes=tuple(notes))
+                         notes=tuple(notes + test_notes), exponent_tests=exponent_tests)

@@ -1,6 +1,6 @@
 """The scaling report of a grid directory: fits, tables, figures, in <grid dir>/report/.
 
-    python -m analysis.report <grid dir> [--bootstrap N] [--seed S]
+    python -m analysis.report <grid dir> [--bootstrap N] [--seed S] [--permutations N]
 
 Reads <grid dir>/results.csv and the loss curves in <grid dir>/runs/<run_id>/metrics.jsonl,
 writes report/report.md, report/fits.json and report/figures/*.{png,pdf,json}, and prints the
@@ -21,6 +21,7 @@ import numpy as np
 
 from analysis import figures, report_text
 from analysis.pipeline import FitRequest, LevelFits, TableFits, fit_table
+from analysis.quality import DEFAULT_PERMUTATIONS
 from analysis.table import InsufficientData, LoadedTable, read_curves, read_table
 from common.errors import EXIT_BAD_INPUT, ConfigError
 
@@ -31,10 +32,10 @@ def _say(note: str, notes: list[str]) -> None:
     notes.append(note)
 
 
-def _fit(table: LoadedTable, bootstrap: int, seed: int, notes: list[str]) -> TableFits | None:
+def _fit(table: LoadedTable, request: FitRequest, notes: list[str]) -> TableFits | None:
     """Every fit the table supports (None when it supports none), each skip said as a note."""
     try:
-        fits = fit_table(table, FitRequest(n_boot=bootstrap, seed=seed))
+        fits = fit_table(table, request)
     except InsufficientData as reason:
         if table.exclusion_note():
             _say(table.exclusion_note(), notes)
@@ -132,7 +133,8 @@ def _print_summary(fits: TableFits | None, report_dir: Path, level_figures: list
     print("figures:" + "".join(f"\n  {report_dir / path}" for path in made))
 
 
-def write_report(grid_dir: Path, *, bootstrap: int = 200, seed: int = 0) -> Path:
+def write_report(grid_dir: Path, *, bootstrap: int = 200, seed: int = 0,
+                 permutations: int = DEFAULT_PERMUTATIONS) -> Path:
     """Fit, plot and write <grid_dir>/report/report.md; returns its path.
 
     Raises ConfigError only when results.csv is missing or unreadable; every other shortfall is a
@@ -143,7 +145,7 @@ def write_report(grid_dir: Path, *, bootstrap: int = 200, seed: int = 0) -> Path
     # Named relative to the grid so that a moved or copied grid rebuilds byte-identical files.
     table = replace(read_table(grid_dir / "results.csv"), source="results.csv")
     notes: list[str] = []
-    fits = _fit(table, bootstrap, seed, notes)
+    fits = _fit(table, FitRequest(n_boot=bootstrap, seed=seed, n_perm=permutations), notes)
     level_figures, extra_figures = _figures(grid_dir, table, fits, report_dir / "figures", notes)
     report_dir.mkdir(parents=True, exist_ok=True)
     if fits is not None:
@@ -170,15 +172,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("grid_dir", type=Path)
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--permutations", type=int, default=DEFAULT_PERMUTATIONS,
+                        help="relabelings behind each test of a quality difference in an exponent")
     parser.add_argument("--headline", type=Path, metavar="PNG",
                         help="also copy the compute-optimal allocation figure here (the README's picture)")
     args = parser.parse_args(argv)
     try:
         if args.bootstrap < 0:
             raise ConfigError("bootstrap", f"must be >= 0, got {args.bootstrap}")
+        if args.permutations < 0:
+            raise ConfigError("permutations", f"must be >= 0, got {args.permutations}")
         if not args.grid_dir.is_dir():
             raise ConfigError("grid_dir", f"no such directory: {args.grid_dir}")
-        path = write_report(args.grid_dir, bootstrap=args.bootstrap, seed=args.seed)
+        path = write_report(args.grid_dir, bootstrap=args.bootstrap, seed=args.seed,
+                            permutations=args.permutations)
         if args.headline is not None:
             copy_headline(path.parent, args.headline)
     except ConfigError as error:

@@ -17,7 +17,7 @@ from analysis.intervals import (
     plain_json,
 )
 from analysis.pipeline import LevelFits, TableFits
-from analysis.quality import QualityResult
+from analysis.quality import SIGNIFICANCE_LEVEL, PermutationTest, QualityResult
 from analysis.references import (
     CHINCHILLA_FULL_PRECISION,
     CHINCHILLA_PUBLISHED,
@@ -90,6 +90,7 @@ def _quality_json(result: QualityResult) -> dict:
         "allocation": {model: by_level({q: _estimates_json(values) for q, values in per_level.items()})
                        for model, per_level in result.allocation.items()},
         "joint_fits": {form: _surface_json(fit) for form, fit in result.joint.items()},
+        "exponent_differences": {name: test.to_json() for name, test in result.exponent_tests.items()},
         "notes": list(result.notes),
     }
 
@@ -166,6 +167,22 @@ def level_lines(level: LevelFits, budget: float) -> list[str]:
     return lines
 
 
+EXPONENT_LABELS = {"alpha": "alpha (size exponent)", "beta": "beta (data exponent)"}
+
+
+def _verdict(test: PermutationTest) -> str:
+    return "significant" if test.significant else "not significant"
+
+
+def exponent_test_lines(result: QualityResult) -> list[str]:
+    """Each exponent's quality difference against its permutation null, one line each."""
+    low, high = result.levels[0], result.levels[-1]
+    return [f"{EXPONENT_LABELS.get(name, name)}, q={high:g} minus q={low:g}: {format_number(test.observed)}; "
+            f"permutation null 95% [{format_number(test.null_low)}, {format_number(test.null_high)}], "
+            f"p = {format_number(test.p_value, 2)} ({test.permutations} relabelings): {_verdict(test)}"
+            for name, test in result.exponent_tests.items()]
+
+
 def quality_lines(result: QualityResult) -> list[str]:
     levels = ", ".join(f"{q:g}" for q in result.levels)
     lines = [f"[quality] levels {levels} (1 = textbook, 0 = web); m(q) multiplies tokens, m(1) = 1"]
@@ -180,6 +197,7 @@ def quality_lines(result: QualityResult) -> list[str]:
     for how, estimate in result.token_worth.items():
         lines.append(f"  tokens at q={low:g} worth one token at q={high:g} ({how}, C={result.budget:.3g}): "
                      f"{estimate.format()}")
+    lines += ["  " + line for line in exponent_test_lines(result)]
     lines.append(f"  compute-optimal split at C={result.budget:.3g}:")
     for model, per_level in result.allocation.items():
         for q, values in per_level.items():
@@ -194,7 +212,7 @@ def summary_lines(fits: TableFits) -> list[str]:
     table, request = fits.table, fits.request
     lines = [f"table: {table.source} ({table.total_rows} rows, {len(table.runs)} used; loss column "
              f"{table.loss_column}, N column {table.params_column})",
-             f"allocations at C = {fits.budget:.3g} FLOPs; intervals: 95% percentile bootstrap over runs, "
+             f"allocations at C = 6ND = {fits.budget:.3g} FLOPs; intervals: 95% percentile bootstrap over runs, "
              f"{request.n_boot} refits, seed {request.seed}"]
     lines += [f"note: {note}" for note in fits.notes]
     for level in fits.levels:
@@ -250,14 +268,15 @@ def _number(x: float) -> str:
 
 def runs_table(table: LoadedTable) -> list[str]:
     runs = table.runs
-    has_blimp = bool((runs.blimp_acc == runs.blimp_acc).any())
-    header = "| run | N | D | C (FLOPs) | quality | epochs | loss |" + (" BLiMP |" if has_blimp else "")
+    has_pairs = bool((runs.pairs_acc == runs.pairs_acc).any())
+    header = ("| run | N | D | training FLOPs | quality | epochs | loss |"
+              + (" minimal-pair accuracy (synthetic pairs) |" if has_pairs else ""))
     lines = [header, "|" + " --- |" * (header.count("|") - 1)]
     for i, run_id in enumerate(runs.run_ids):
         cells = [f"`{run_id}`", _number(runs.params[i]), _number(runs.tokens[i]), _number(runs.flops[i]),
                  _number(runs.quality[i]), _number(runs.epochs[i]), f"{runs.loss[i]:.4f}"]
-        if has_blimp:
-            cells.append(_number(runs.blimp_acc[i]))
+        if has_pairs:
+            cells.append(_number(runs.pairs_acc[i]))
         lines.append("| " + " | ".join(cells) + " |")
     if table.excluded:
         lines += ["", "Excluded from every fit:", ""]
@@ -317,9 +336,28 @@ def quality_section(result: QualityResult, figure: str | None) -> list[str]:
             lines.append(f"| {model} | {q:g} | {values['params_at_budget'].format()} | "
                          f"{values['tokens_at_budget'].format()} | "
                          f"{values['tokens_per_param_at_budget'].format()} |")
+    lines += exponent_test_section(result)
     if figure:
         lines += ["", f"![quality]({figure})"]
     return lines + [""]
+
+
+def exponent_test_section(result: QualityResult) -> list[str]:
+    if not result.exponent_tests:
+        return []
+    low, high = result.levels[0], result.levels[-1]
+    some = next(iter(result.exponent_tests.values()))
+    lines = ["", f"Exponent differences, q={high:g} minus q={low:g}, each refitted with only that exponent and "
+             "its amplitude free per level (the other parameters shared at one fit of both levels), against "
+             f"a label-permutation null: the two levels' labels shuffled among runs of the same size and token "
+             f"count ({some.matched_groups} matched groups), refitted {some.permutations} times. A difference "
+             f"is significant only when p < {SIGNIFICANCE_LEVEL:g}, outside the null.", "",
+             "| exponent | difference | permutation null 95% | p | verdict |", "| --- | --- | --- | --- | --- |"]
+    for name, test in result.exponent_tests.items():
+        lines.append(f"| {EXPONENT_LABELS.get(name, name)} | {format_number(test.observed)} | "
+                     f"[{format_number(test.null_low)}, {format_number(test.null_high)}] | "
+                     f"{format_number(test.p_value, 2)} | {_verdict(test)} |")
+    return lines
 
 
 def references_section() -> list[str]:
@@ -338,16 +376,14 @@ def references_section() -> list[str]:
 
 
 def compute_definitions(table: LoadedTable) -> str:
-    """Which C each approach uses, and how far apart the two are on these runs (Chinchilla
-    mixed them the same way: its approaches 1 and 2 count FLOPs, its closed form takes 6ND)."""
+    """The one compute axis, and how far the runs' recorded training FLOPs sit from it."""
     runs = table.runs
     with np.errstate(all="ignore"):
-        ratio = runs.flops / (6.0 * runs.params * runs.tokens)
+        ratio = runs.flops / runs.compute
     ratio = ratio[np.isfinite(ratio)]
-    spread = f"; {ratio.min():.2f}-{ratio.max():.2f}x 6ND on these runs" if len(ratio) else ""
-    return ("Approaches 1 and 2 fit N_opt and D_opt against the runs' training FLOPs (the `flops` "
-            f"column: 6N per token plus attention{spread}); approach 3's closed form and the published "
-            "references take C = 6 N D, as Chinchilla's did.")
+    spread = f" ({ratio.min():.2f}-{ratio.max():.2f}x 6ND on these runs)" if len(ratio) else ""
+    return (f"Compute is C = 6ND (N = `{table.params_column}`, D = `tokens`) in all three approaches and "
+            f"the published references; the runs' training FLOPs{spread} are listed but not fitted.")
 
 
 def report_header(fits: TableFits | None, table: LoadedTable, title: str, n_boot: int, seed: int) -> list[str]:
@@ -355,6 +391,7 @@ def report_header(fits: TableFits | None, table: LoadedTable, title: str, n_boot
              f"Runs: {table.total_rows} in `results.csv`, {len(table.runs)} used in the fits "
              f"(loss column `{table.loss_column}`, N = `{table.params_column}`).",
              f"Intervals: 95% percentile bootstrap over runs ({n_boot} refits, seed {seed})."]
+    lines.append(compute_definitions(table))
     if fits is not None:
-        lines.append(f"Allocations are reported at C = {fits.budget:.3g} FLOPs. " + compute_definitions(table))
+        lines.append(f"Allocations are reported at C = {fits.budget:.3g} FLOPs.")
     return lines + [""]

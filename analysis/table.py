@@ -13,8 +13,9 @@ import numpy as np
 
 from common.errors import ConfigError
 
-# Training FLOPs per parameter per token, the 6 of C = 6 N D: the fallback where a table has no
-# flops column, and the constraint of Approach 3's allocation.
+# The 6 of C = 6 N D, the one compute every approach and every published law is stated in
+# (Chinchilla's count; the lab's recorded training FLOPs add attention, 10-20% at our sizes and
+# varying with size, so fitting against them would put the approaches on different axes).
 FLOPS_PER_PARAM_TOKEN = 6.0
 
 # The grid runner writes final_val_loss; hand-made tables may just call it loss.
@@ -22,6 +23,8 @@ LOSS_COLUMNS = ("final_val_loss", "loss")
 PARAMS_COLUMNS = ("params", "non_embedding_params")
 # The isoflop grid's nominal compute budget C, as lab/sweep/results.py names it in results.csv.
 BUDGET_COLUMN = "compute_budget"
+PAIRS_COLUMN = "pairs_acc"
+LEGACY_PAIRS_COLUMN = "blimp_acc"
 DONE = "done"
 
 
@@ -36,7 +39,7 @@ class RunTable:
     run_ids: tuple[str, ...]
     params: np.ndarray
     tokens: np.ndarray
-    # Training FLOPs: the table's column where present, else 6 N D.
+    # Training FLOPs as recorded (the true cost, attention included), else 6 N D; shown, never fitted.
     flops: np.ndarray
     loss: np.ndarray
     # Fraction of textbook-grade data (1 = textbook, 0 = web); NaN when not recorded.
@@ -45,7 +48,8 @@ class RunTable:
     epochs: np.ndarray
     # The grid's nominal compute budget C of each run (column BUDGET_COLUMN); NaN where not recorded.
     compute_budget: np.ndarray
-    blimp_acc: np.ndarray
+    # Accuracy on the run's own synthetic minimal pairs (not the BLiMP benchmark); NaN when unscored.
+    pairs_acc: np.ndarray
 
     def __len__(self) -> int:
         return len(self.run_ids)
@@ -64,11 +68,21 @@ class RunTable:
         return sorted(float(q) for q in np.unique(known))
 
     @property
+    def compute(self) -> np.ndarray:
+        """C = 6 N D of every run: the compute axis of all three approaches."""
+        return FLOPS_PER_PARAM_TOKEN * self.params * self.tokens
+
+    @property
+    def past_one_epoch(self) -> np.ndarray:
+        """Runs that saw some training token more than once."""
+        return self.epochs > 1.0
+
+    @property
     def has_repeats(self) -> bool:
-        return bool(np.any(self.epochs > 1.0))
+        return bool(np.any(self.past_one_epoch))
 
 
-_ARRAY_FIELDS = ("params", "tokens", "flops", "loss", "quality", "epochs", "compute_budget", "blimp_acc")
+_ARRAY_FIELDS = ("params", "tokens", "flops", "loss", "quality", "epochs", "compute_budget", "pairs_acc")
 
 
 def concat_runs(tables: list[RunTable]) -> RunTable:
@@ -147,7 +161,7 @@ def table_from_rows(rows: list[dict[str, str]], header: list[str], *, source: st
     epochs = np.where(np.isfinite(epochs) & (epochs > 0), epochs, 1.0)
     everything = RunTable(run_ids=run_ids, params=params, tokens=tokens, flops=flops, loss=loss,
                           quality=column("quality"), epochs=epochs,
-                          compute_budget=column(BUDGET_COLUMN), blimp_acc=column("blimp_acc"))
+                          compute_budget=column(BUDGET_COLUMN), pairs_acc=column(_pairs_column(header)))
 
     keep, excluded = [], []
     for i, (run_id, status) in enumerate(zip(run_ids, statuses)):
@@ -158,6 +172,12 @@ def table_from_rows(rows: list[dict[str, str]], header: list[str], *, source: st
             excluded.append(ExcludedRun(run_id, reason))
     return LoadedTable(source=source, runs=everything.subset(np.array(keep, dtype=int)),
                        excluded=tuple(excluded), loss_column=loss_column, params_column=params_column)
+
+
+def _pairs_column(header: list[str]) -> str:
+    # results.csv written before the rename called it blimp_acc; a grid rebuilds its table from the
+    # run directories, but a copied table may still carry the old name.
+    return PAIRS_COLUMN if PAIRS_COLUMN in header or LEGACY_PAIRS_COLUMN not in header else LEGACY_PAIRS_COLUMN
 
 
 def _exclusion_reason(status: str, params: float, tokens: float, loss: float,
@@ -188,7 +208,8 @@ class RunCurve:
 
     run_id: str
     params: float
-    flops_per_token: float
+    # 6 N: compute per token on the same C = 6 N D axis as the fits.
+    compute_per_token: float
     # Training loss at each logged step, against tokens seen.
     tokens: np.ndarray
     loss: np.ndarray
@@ -227,7 +248,7 @@ def _read_curve(path: Path, runs: RunTable, i: int) -> RunCurve | None:
         val_tokens.append(final_tokens)
         val_loss.append(final_loss)
     return RunCurve(run_id=runs.run_ids[i], params=float(runs.params[i]),
-                    flops_per_token=float(runs.flops[i] / runs.tokens[i]),
+                    compute_per_token=FLOPS_PER_PARAM_TOKEN * float(runs.params[i]),
                     tokens=np.array([r["tokens"] for r in logged], dtype=float),
                     loss=np.array([r["loss"] for r in logged], dtype=float),
                     val_tokens=np.array(val_tokens), val_loss=np.array(val_loss))

@@ -73,6 +73,37 @@ def _worth_verdict(estimate: dict | None, low_q: str, high_q: str) -> str:
     return "The 95% interval includes 1: these runs cannot tell the two qualities apart."
 
 
+EXPONENT_WORDS = {"alpha": ("α", "size"), "beta": ("β", "data")}
+
+
+def _difference_text(test: dict | None, missing: str) -> str:
+    if not test or test.get("observed") is None:
+        return f"not tested ({missing})"
+    low, high = test["null_95"]
+    return (f"{_num(test['observed'])} (permutation null 95% range {_num(low)} to {_num(high)}, "
+            f"p = {format_number(_float(test['p_value']), 2)})")
+
+
+def _exponents_verdict(tests: dict, missing: str, low_q: str, high_q: str) -> str:
+    """The finding about the exponents, worded by the permutation tests' verdicts only."""
+    if not tests:
+        return f"Whether quality changes the exponents was not tested ({missing})."
+    permutations = next(iter(tests.values())).get("permutations", 0)
+    relabelings = _float(next(iter(tests.values())).get("relabelings"))
+    if relabelings < 40:  # the observed labelling and its mirror tie: p >= 2 / relabelings > 0.05
+        return (f"The matched runs allow only {relabelings:.0f} distinct relabelings, too few for any "
+                "difference to stand out: these runs cannot say whether quality changes the exponents.")
+    significant = [name for name, test in tests.items() if test.get("significant")]
+    if not significant:
+        return (f"Neither difference lies outside what shuffled labels give ({permutations} relabelings of "
+                f"matched runs): these runs give no evidence that quality changes how loss scales with size "
+                "or data.")
+    named = " and ".join(f"the {EXPONENT_WORDS[n][1]} exponent {EXPONENT_WORDS[n][0]}" for n in significant)
+    which = f"Only {named} differs" if len(significant) < len(tests) else f"Both {named} differ"
+    return (f"{which} beyond what shuffled labels give ({permutations} relabelings of matched runs): "
+            f"quality-{high_q} and quality-{low_q} data scale differently there.")
+
+
 def _level_key(level: dict) -> str:
     return "all" if level.get("quality") is None else f"q{level['quality']:g}"
 
@@ -121,18 +152,30 @@ def numbers(fit_json: dict, ctx) -> dict[str, str]:
             out[f"{prefix}.alpha_vs_epoch"] = _relation(estimates.get("alpha"), EPOCH_REFIT.alpha, "Epoch's alpha")
             out[f"{prefix}.tpp_vs_rule"] = _relation(estimates.get("tokens_per_param_at_budget"),
                                                      TOKENS_PER_PARAM_RULE, "the 20 tokens/parameter rule")
-        quality = fits.get("quality") or {}
-        reason = quality.get("skipped") or fits.get("skipped") or "no quality fit"
-        worth = quality.get("web_tokens_per_textbook_token") or {}
-        levels_q = [f"{q:g}" for q in quality.get("levels", [])]
-        low_q, high_q = (levels_q[0], levels_q[-1]) if levels_q else ("low", "high")
-        out[f"{key}.worth.exponential"] = estimate_text(worth.get("joint exponential"), reason)
-        out[f"{key}.worth.per_level"] = estimate_text(worth.get("joint per_level"), reason)
-        out[f"{key}.worth.equal_loss"] = estimate_text(worth.get("per-level fits, equal loss"), reason)
-        out[f"{key}.worth.verdict"] = _worth_verdict(worth.get("joint exponential"), low_q, high_q)
-        multipliers = (quality.get("multipliers") or {}).get("exponential") or {}
-        out[f"{key}.multiplier.low"] = estimate_text(multipliers.get(low_q), reason)
+        out.update(_quality_numbers(key, fits))
     out["runs.total"] = str(total)
+    return out
+
+
+def _quality_numbers(key: str, fits: dict) -> dict[str, str]:
+    """The exchange rate and the exponent tests of one grid's quality fits, as text."""
+    out: dict[str, str] = {}
+    quality = fits.get("quality") or {}
+    reason = quality.get("skipped") or fits.get("skipped") or "no quality fit"
+    worth = quality.get("web_tokens_per_textbook_token") or {}
+    levels_q = [f"{q:g}" for q in quality.get("levels", [])]
+    low_q, high_q = (levels_q[0], levels_q[-1]) if levels_q else ("low", "high")
+    out[f"{key}.worth.exponential"] = estimate_text(worth.get("joint exponential"), reason)
+    out[f"{key}.worth.per_level"] = estimate_text(worth.get("joint per_level"), reason)
+    out[f"{key}.worth.equal_loss"] = estimate_text(worth.get("per-level fits, equal loss"), reason)
+    out[f"{key}.worth.verdict"] = _worth_verdict(worth.get("joint exponential"), low_q, high_q)
+    multipliers = (quality.get("multipliers") or {}).get("exponential") or {}
+    out[f"{key}.multiplier.low"] = estimate_text(multipliers.get(low_q), reason)
+    tests = quality.get("exponent_differences") or {}
+    untested = next((n.split(": ", 1)[-1] for n in quality.get("notes", []) if "permutation test" in n), reason)
+    for name in EXPONENT_WORDS:
+        out[f"{key}.diff.{name}"] = _difference_text(tests.get(name), untested)
+    out[f"{key}.exponents.verdict"] = _exponents_verdict(tests, untested, low_q, high_q)
     return out
 
 

@@ -108,3 +108,8 @@ def test_report_headline_copies_the_highest_quality_allocation_figure(tmp_path):
     figures = grid / "report" / "figures"
     assert headline.read_bytes() == (figures / "allocation_q1.png").read_bytes()
     assert headline.read_bytes() != (figures / "allocation_q0.png").read_bytes()
+
+
+def test_negative_permutations_is_one_line_and_exit_2(grid_csv):
+    done = fit_cli(str(grid_csv), "--permutations", "-1")
+    assert done.returncode == 2 and done.stderr == "error: permutations: must be >= 0, got -1\n"

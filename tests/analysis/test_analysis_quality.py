@@ -141,3 +141,68 @@ def test_approach_3_refuses_an_axis_that_never_varies():
     one_budget = [{**r, "tokens": 1e8, "flops": 6e8 * r["params"]} for r in rows]
     with pytest.raises(InsufficientData, match="3 distinct token counts"):
         run_surface(as_table(one_budget).runs, budget=1e14, n_boot=0, seed=0)
+
+
+def _data_quality_cpu_shape() -> tuple[list[float], list[float]]:
+    """Sizes and token budgets of the data_quality grid at scale cpu (3 x 3 per level)."""
+    import yaml
+
+    from tests.helpers import ROOT
+
+    axes = yaml.safe_load((ROOT / "experiments/conf/grid/data_quality.yaml").read_text())["scales"]["cpu"]
+    return [float(x) for x in axes["sizes"]], [float(x) for x in axes["budgets"]]
+
+
+def _quality_runs(web: "TrueSurface", seed: int):
+    from analysis.synthetic import MEASURED_CPU_SURFACE, grid_rows
+
+    sizes, budgets = _data_quality_cpu_shape()
+    surfaces = {0.0: web, 0.5: MEASURED_CPU_SURFACE, 1.0: MEASURED_CPU_SURFACE}
+    return as_table(grid_rows(surfaces, sizes, budgets, noise_nats=0.01, seed=seed)).runs
+
+
+def test_exponent_difference_without_a_quality_effect_is_mostly_not_significant():
+    from analysis.quality import exponent_permutation_tests
+    from analysis.synthetic import MEASURED_CPU_SURFACE
+
+    verdicts = []
+    for seed in range(8):
+        tests = exponent_permutation_tests(_quality_runs(MEASURED_CPU_SURFACE, seed), seed=0, n_perm=80)
+        assert set(tests) == {"alpha", "beta"}
+        for test in tests.values():
+            assert test.null_low < 0 < test.null_high and test.permutations == 80
+            assert test.matched_groups == 9 and test.relabelings == 2 ** 9
+        verdicts.append(any(test.significant for test in tests.values()))
+    assert sum(verdicts) <= 2, verdicts  # two exponents at the 5% level: ~10% of seeds by chance
+
+
+def test_a_large_difference_in_the_data_exponent_is_significant():
+    from dataclasses import replace
+
+    from analysis.quality import exponent_permutation_tests
+    from analysis.synthetic import MEASURED_CPU_SURFACE as textbook
+
+    # Web data scaling with beta 0.1 lower, the two surfaces crossing in the middle of the budgets.
+    _, budgets = _data_quality_cpu_shape()
+    pivot = float(np.sqrt(budgets[0] * budgets[-1]))
+    web = replace(textbook, beta=textbook.beta - 0.1, B=textbook.B * pivot ** -0.1)
+    for seed in range(3):
+        beta = exponent_permutation_tests(_quality_runs(web, seed), seed=0, n_perm=80)["beta"]
+        assert beta.significant and beta.observed > beta.null_high > 0, beta
+
+
+def test_quality_result_carries_the_tests_and_says_when_they_cannot_reach_significance():
+    from analysis.synthetic import MEASURED_CPU_SURFACE, grid_rows
+
+    sizes, budgets = _data_quality_cpu_shape()
+    rows = grid_rows({0.0: MEASURED_CPU_SURFACE, 1.0: MEASURED_CPU_SURFACE}, sizes, budgets, seed=0)
+    result = run_quality(as_table(rows).runs, budget=1e12, n_boot=0, seed=0, n_perm=10)
+    assert set(result.exponent_tests) == {"alpha", "beta"} and not any("permutation" in n for n in result.notes)
+    # Only the three smallest-budget cells matched: 2^3 relabelings cannot give p < 0.05.
+    few = [r for r in rows if r["quality"] == 1.0 or r["tokens"] == budgets[0]]
+    few += [{**r, "run_id": r["run_id"] + "x", "tokens": r["tokens"] * 1.5} for r in rows
+            if r["quality"] == 0.0 and r["tokens"] != budgets[0]]
+    result = run_quality(as_table(few).runs, budget=1e12, n_boot=0, seed=0, n_perm=10)
+    assert any("only 8 distinct relabelings" in note for note in result.notes), result.notes
+    none = run_quality(as_table(rows).runs, budget=1e12, n_boot=0, seed=0, n_perm=0)
+    assert none.exponent_tests == {} and any("0 permutations" in note for note in none.notes)

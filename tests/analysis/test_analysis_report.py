@@ -14,21 +14,24 @@ from analysis.synthetic import TrueSurface, isoflop_rows, write_grid, write_resu
 
 ROOT = Path(__file__).resolve().parents[2]
 SURFACE = TrueSurface(quality_gamma=-1.0)
+# Few relabelings keep the tests quick; the rebuild must use the same to be byte-identical.
+PERMUTATIONS = 30
 
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory) -> Path:
+    # Both levels on the same (N, D) cells, as a data-quality grid trains them: matched runs.
     rows = isoflop_rows(SURFACE, [1e13, 1e14, 1e15], sizes_per_budget=6, noise=0.01, seed=0,
-                        qualities=(0.0, 1.0))
+                        qualities=(0.0, 1.0), centre_quality=1.0)
     rows[0]["status"], rows[0]["final_val_loss"] = "diverged", ""
     for i, row in enumerate(rows):
-        row["blimp_acc"] = 0.6 + 0.01 * (i % 5)
+        row["pairs_acc"] = 0.6 + 0.01 * (i % 5)
     return write_grid(tmp_path_factory.mktemp("grid") / "grid", rows, SURFACE, logged_steps=5)
 
 
 @pytest.fixture(scope="module")
 def report(grid) -> Path:
-    return write_report(grid, bootstrap=20, seed=0)
+    return write_report(grid, bootstrap=20, seed=0, permutations=PERMUTATIONS)
 
 
 def test_report_has_every_section_and_figure(report, capsys):
@@ -36,20 +39,32 @@ def test_report_has_every_section_and_figure(report, capsys):
     assert report == report.parent.parent / "report" / "report.md"
     for heading in ("## Notes", "## Loss curves", "## Fits: quality 0", "## Fits: quality 1",
                     "### Approach 1", "### Approach 2", "### Approach 3", "## Data quality",
-                    "## BLiMP-style accuracy", "## Runs", "## References"):
+                    "## Minimal-pair accuracy (synthetic pairs)", "## Runs", "## References"):
         assert heading in text, heading
+    assert "BLiMP-style" not in text and "not the BLiMP benchmark" in text
     assert "q0-e1-C1e13" in text and "diverged" in text
     assert "Epoch 0.3478 ± 0.02" in text and "Besiroglu" in text
-    # Which C each approach uses, and their ratio on these runs (the synthetic ones count 6ND).
-    assert "1.00-1.00x 6ND on these runs" in text and "take C = 6 N D" in text
+    # One compute for every approach, and how far the recorded training FLOPs (with the synthetic
+    # attention-like term) sit from it.
+    header = text.split("## Notes")[0]
+    assert "Compute is C = 6ND (N = `params`, D = `tokens`) in all three approaches" in header
+    assert "x 6ND on these runs" in header and "1.00-1.00x" not in header
+    # The quality section's permutation test of each exponent difference.
+    assert "| beta (data exponent) |" in text and "label-permutation null" in text
+    assert f"refitted {PERMUTATIONS} times" in text
     figures = report.parent / "figures"
     for name in ("loss_curves", "isoflop_q0", "isoflop_q1", "loss_vs_compute_q1", "allocation_q0",
-                 "residuals_q1", "quality", "blimp"):
+                 "residuals_q1", "quality", "pairs"):
         for suffix in ("png", "pdf", "json"):
             assert (figures / f"{name}.{suffix}").stat().st_size > 0, f"{name}.{suffix}"
         assert f"figures/{name}.png" in text
     fits = json.loads((report.parent / "fits.json").read_text())
     assert fits["quality"]["web_tokens_per_textbook_token"]["joint exponential"]["value"] > 1
+    beta_test = fits["quality"]["exponent_differences"]["beta"]
+    assert beta_test["permutations"] == PERMUTATIONS and 0 < beta_test["p_value"] <= 1
+    assert beta_test["matched_groups"] == 17  # 18 cells; one q=0 run diverged
+    pairs = json.loads((figures / "pairs.json").read_text())
+    assert len(pairs["pairs_acc"]) == 35 and "blimp_acc" not in pairs
 
 
 def test_figure_json_holds_the_plotted_numbers_and_run_ids(report, grid):
@@ -70,7 +85,8 @@ def test_rebuild_in_another_process_is_byte_identical(report, grid, tmp_path):
     copy = tmp_path / "grid"
     shutil.copytree(grid, copy, ignore=shutil.ignore_patterns("report"))
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONHASHSEED="12345")
-    done = subprocess.run([sys.executable, "-m", "analysis.report", str(copy), "--bootstrap", "20"],
+    done = subprocess.run([sys.executable, "-m", "analysis.report", str(copy), "--bootstrap", "20",
+                           "--permutations", str(PERMUTATIONS)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == str(copy / "report" / "report.md")

@@ -1,0 +1,93 @@
+"""Recovery of the compute-optimal exponent a on the token_budget grid's own shape (scale cpu), from
+synthetic replicates of the surface that grid measured, with 0.01 nats of loss noise per run.
+
+An approach passes when, over the replicates, its a is within 0.03 of the truth on average (mean
+absolute error) and its 95% interval covers the truth in at least 90% of them. One that cannot on
+this shape is marked xfail(strict=True) with its measured numbers: the grid shape is being
+redesigned, and a strict xfail turns into a failure once a new shape lets it pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import pytest
+import yaml
+
+from analysis.approach1 import run_envelope
+from analysis.approach2 import run_isoflop
+from analysis.approach3 import run_surface
+from analysis.synthetic import MEASURED_CPU_SURFACE as TRUTH
+from analysis.synthetic import as_table, grid_rows
+from analysis.table import InsufficientData
+from tests.helpers import ROOT
+
+REPLICATES = 50
+# No seed-to-seed spread of the CPU grid's losses is on record; 0.01 nats is the working figure.
+NOISE_NATS = 0.01
+# Fewer refits than a report's 200 keep 50 replicates inside a minute. Not much fewer: at 40 the
+# percentile intervals themselves get coarse (approach 3 covered 88%, against 96% at 80 and 100).
+BOOTSTRAP = 80
+MAX_MEAN_ERROR = 0.03
+MIN_COVERAGE = 0.9
+A_TRUE = TRUTH.beta / (TRUTH.alpha + TRUTH.beta)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    fitted: int
+    mean_abs_error: float
+    bias: float
+    coverage: float
+
+    def describe(self) -> str:
+        return (f"fitted {self.fitted}/{REPLICATES}, mean |a error| {self.mean_abs_error:.3f} "
+                f"(bias {self.bias:+.3f}), 95% interval covers the truth in {self.coverage:.0%}")
+
+
+def _token_budget_cpu_shape() -> tuple[list[float], list[float]]:
+    axes = yaml.safe_load((ROOT / "experiments/conf/grid/token_budget.yaml").read_text())["scales"]["cpu"]
+    return [float(x) for x in axes["sizes"]], [float(x) for x in axes["budgets"]]
+
+
+def _exponent(approach: int, runs, seed: int):
+    if approach == 1:
+        return run_envelope(runs, budget=1e12, n_boot=BOOTSTRAP, seed=seed).estimates["params_exponent"]
+    if approach == 2:
+        return run_isoflop(runs, budget=1e12, n_boot=BOOTSTRAP, seed=seed).allocation.estimates["params_exponent"]
+    return run_surface(runs, budget=1e12, n_boot=BOOTSTRAP, seed=seed).estimates["params_exponent"]
+
+
+@cache
+def recovery(approach: int) -> Recovery:
+    sizes, budgets = _token_budget_cpu_shape()
+    errors, covered = [], []
+    for replicate in range(REPLICATES):
+        runs = as_table(grid_rows({1.0: TRUTH}, sizes, budgets, noise_nats=NOISE_NATS, seed=replicate)).runs
+        try:
+            estimate = _exponent(approach, runs, replicate)
+        except InsufficientData:
+            continue
+        errors.append(estimate.value - A_TRUE)
+        covered.append(estimate.contains(A_TRUE))
+    if not errors:
+        return Recovery(0, float("nan"), float("nan"), 0.0)
+    return Recovery(len(errors), float(np.mean(np.abs(errors))), float(np.mean(errors)), float(np.mean(covered)))
+
+
+@pytest.mark.parametrize("approach", [
+    pytest.param(1, marks=pytest.mark.xfail(strict=True, reason=(
+        "measured: fitted 50/50, mean |a error| 0.175 (bias +0.175); its interval covers the truth in "
+        "94% only by being ~0.4 wide. The true optimum (3e4-2e5 parameters over the grid's compute) "
+        "lies at or below its two smallest sizes, so the envelope's best runs are too large"))),
+    pytest.param(2, marks=pytest.mark.xfail(strict=True, reason=(
+        "measured: fitted 0/50: sizes x token budgets give no group of runs at one compute, so there is "
+        "no IsoFLOP profile to fit"))),
+    3,
+])
+def test_compute_optimal_exponent_is_recovered_on_the_token_budget_grid(approach):
+    result = recovery(approach)
+    assert result.fitted == REPLICATES, result.describe()
+    assert result.mean_abs_error <= MAX_MEAN_ERROR, result.describe()
+    assert result.coverage >= MIN_COVERAGE, result.describe()
