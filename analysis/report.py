@@ -105,7 +105,9 @@ def _figures(grid_dir: Path, table: LoadedTable, fits: TableFits | None, directo
 def _markdown(fits: TableFits | None, table: LoadedTable, grid_dir: Path, n_boot: int, seed: int,
               notes: list[str], level_figures: list[dict[str, str]], extra_figures: dict[str, str | None]
               ) -> str:
-    lines = report_text.report_header(fits, table, grid_dir.name, n_boot, seed)
+    ledger_path = grid_dir / "compute.json"  # written by a grid (lab.sweep.branching): what it spent
+    ledger = json.loads(ledger_path.read_text()) if ledger_path.is_file() else None
+    lines = report_text.report_header(fits, table, grid_dir.name, n_boot, seed, ledger)
     lines += ["## Notes", ""] + ([f"- {note}" for note in notes] or ["- none"]) + [""]
     if extra_figures.get("loss curves"):
         lines += ["## Loss curves", "", f"![loss curves]({extra_figures['loss curves']})", ""]

@@ -386,7 +386,8 @@ def compute_definitions(table: LoadedTable) -> str:
             f"the published references; the runs' training FLOPs{spread} are listed but not fitted.")
 
 
-def report_header(fits: TableFits | None, table: LoadedTable, title: str, n_boot: int, seed: int) -> list[str]:
+def report_header(fits: TableFits | None, table: LoadedTable, title: str, n_boot: int, seed: int,
+                  ledger: dict | None = None) -> list[str]:
     lines = [f"# Scaling-law report: {title}", "",
              f"Runs: {table.total_rows} in `results.csv`, {len(table.runs)} used in the fits "
              f"(loss column `{table.loss_column}`, N = `{table.params_column}`).",
@@ -394,4 +395,8 @@ def report_header(fits: TableFits | None, table: LoadedTable, title: str, n_boot
     lines.append(compute_definitions(table))
     if fits is not None:
         lines.append(f"Allocations are reported at C = {fits.budget:.3g} FLOPs.")
+    if ledger is not None:
+        lines.append(f"Compute spent by the grid: {ledger['spent_flops']:.3g} training FLOPs, {ledger['ratio']:.2f}x "
+                     f"the {ledger['independent_flops']:.3g} that its runs trained independently would cost "
+                     "(with grid.branching, one trunk per model and a cooldown per budget).")
     return lines + [""]

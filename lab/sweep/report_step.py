@@ -39,12 +39,14 @@ def write_or_reuse_report(grid_dir: Path, log=print) -> None:
 
 
 def inputs_digest(grid_dir: Path, analysis_dir: Path) -> str:
-    """sha256 over everything the report reads: results.csv, the settings, the grid's name (its
+    """sha256 over everything the report reads: results.csv, compute.json, the settings, the grid's name (its
     title), each run's loss curve (metrics.jsonl, by size and mtime), the analysis code and the
     numerical libraries' versions, so any change redraws."""
     h = hashlib.sha256()
     results = grid_dir / "results.csv"
     h.update(results.read_bytes() if results.is_file() else b"<no results.csv>")
+    ledger = grid_dir / "compute.json"
+    h.update(ledger.read_bytes() if ledger.is_file() else b"<no compute.json>")
     h.update(json.dumps({"bootstrap": BOOTSTRAP, "seed": SEED, "grid": grid_dir.name,
                          "versions": [_version(name) for name in ("numpy", "scipy", "matplotlib")]}).encode())
     for metrics in sorted((grid_dir / "runs").glob("*/metrics.jsonl")):

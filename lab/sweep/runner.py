@@ -158,9 +158,9 @@ def run_grid(entry: EntryConfig) -> int:
             return 0
         if not _launch(entry, pending, len(planned) - len(pending), grid_dir):
             return 0
-    code = _collect_and_report(entry, planned, run_dirs, grid_dir, started)
     ledger = compute_ledger([t.run_dir for t in trunks], run_dirs)
-    write_json(grid_dir / "compute.json", ledger)
+    write_json(grid_dir / "compute.json", ledger)  # before the report, which states it
+    code = _collect_and_report(entry, planned, run_dirs, grid_dir, started)
     print(ledger_line(ledger), flush=True)  # the grid's last line: what branching saved
     return code
 

@@ -164,3 +164,12 @@ def test_loss_curve_ends_on_the_final_validation_loss(tmp_path):
     for curve in curves:
         assert curve.val_tokens.tolist() == [expected[curve.run_id][0]]
         assert curve.val_loss.tolist() == pytest.approx([expected[curve.run_id][1]])
+
+
+def test_the_header_states_the_compute_a_grid_spent(tmp_path):
+    rows = isoflop_rows(SURFACE, [1e13, 1e14], sizes_per_budget=4, noise=0.01, seed=0)
+    grid = write_grid(tmp_path / "grid", rows, SURFACE, logged_steps=3)
+    (grid / "compute.json").write_text(json.dumps({"spent_flops": 6.3e13, "independent_flops": 1e14,
+                                                   "ratio": 0.63}))
+    text = write_report(grid, bootstrap=5).read_text()
+    assert "Compute spent by the grid: 6.3e+13 training FLOPs, 0.63x the 1e+14" in text

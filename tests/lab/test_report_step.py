@@ -40,7 +40,7 @@ def test_unchanged_inputs_keep_the_report(grid, redraws):
 
 
 @pytest.mark.parametrize("change", ["results", "curve", "settings", "report_gone", "stamp_gone",
-                                    "report_redrawn_elsewhere", "figure_gone"])
+                                    "report_redrawn_elsewhere", "figure_gone", "ledger"])
 def test_any_change_redraws_it(grid, redraws, monkeypatch, change):
     if change == "results":
         results = grid / "results.csv"  # a run retrained or added: its row differs
@@ -56,6 +56,8 @@ def test_any_change_redraws_it(grid, redraws, monkeypatch, change):
     elif change == "report_redrawn_elsewhere":  # python -m analysis.report with other settings
         report = grid / "report" / "report.md"
         report.write_text(report.read_text() + "drawn with other settings\n")
+    elif change == "ledger":  # the grid's compute.json, which the report's header states
+        (grid / "compute.json").write_text('{"spent_flops": 1, "independent_flops": 2, "ratio": 0.5}')
     elif change == "figure_gone":
         sorted((grid / "report" / "figures").glob("*.png"))[0].unlink()
     else:
