@@ -397,6 +397,6 @@ def report_header(fits: TableFits | None, table: LoadedTable, title: str, n_boot
         lines.append(f"Allocations are reported at C = {fits.budget:.3g} FLOPs.")
     if ledger is not None:
         lines.append(f"Compute spent by the grid: {ledger['spent_flops']:.3g} training FLOPs, {ledger['ratio']:.2f}x "
-                     f"the {ledger['independent_flops']:.3g} that its runs trained independently would cost "
-                     "(with grid.branching, one trunk per model and a cooldown per budget).")
+                     f"the {ledger['independent_flops']:.3g} that its finished runs trained independently would cost"
+                     + (" (grid.branching: one trunk per model, a cooldown per budget)." if ledger["ratio"] < 1 else "."))
     return lines + [""]

@@ -17,10 +17,10 @@ import numpy as np
 from common.errors import ConfigError
 from common.files import atomic_write_text
 from lab.accounting import describe
-from lab.config import RunConfig
+from lab.config import RunConfig, TrainConfig
 from lab.metrics import MetricsLog, Progress, read_metrics
 from lab.plan import Plan, plan_run, snapshot_steps, validation_due
-from lab.schedule import lr_at
+from lab.schedule import cooldown_start, lr_at
 
 PARENT_FILE = "parent.json"  # in a branch's run directory: the trunk and step it started from
 
@@ -52,6 +52,8 @@ class Loop:
         if self.t.branch_from is not None:
             self._start_branch()
         resumed = self.backend.restore(self.run_dir, self.is_writer)
+        if resumed is None and self.is_writer:  # (an adopted checkpoint found damaged: from step 0)
+            (self.run_dir / PARENT_FILE).unlink(missing_ok=True)
         start = self._resume_from(resumed)
         self.backend.start()
         metrics = MetricsLog(self.run_dir / "metrics.jsonl", start if resumed else None) if self.is_writer else None
@@ -73,9 +75,11 @@ class Loop:
         the trunk's checkpoint and metrics rows up to that step instead of training them again.
         Without that checkpoint it trains them itself, to the same result (the same run id)."""
         trunk, step = Path(self.t.branch_from), self.t.branch_step
-        if self.is_writer and not self.backend.has_checkpoint(self.run_dir):
+        fresh = not self.backend.has_checkpoint(self.run_dir)
+        if fresh and self.backend.has_checkpoint(trunk, step):
+            self._check_trunk(trunk)  # on every rank: a refusal must not leave ranks waiting below
+        if self.is_writer and fresh:
             if self.backend.has_checkpoint(trunk, step):
-                self._check_trunk(trunk)
                 # The rows first, the checkpoint last: its arrival (a rename) completes the
                 # adoption, and a kill before it leaves a run that adopts again on its rerun.
                 rows = [row for row in read_metrics(trunk / "metrics.jsonl") if row["step"] <= step]
@@ -84,6 +88,7 @@ class Loop:
                 if not self.backend.adopt(trunk, step, self.run_dir):
                     (self.run_dir / PARENT_FILE).unlink(missing_ok=True)
             else:
+                (self.run_dir / PARENT_FILE).unlink(missing_ok=True)  # a kill's leftover: not adopted
                 print(f"{self.label}: trunk {trunk} has no checkpoint at step {step}; training from step 0")
         self.backend.barrier()  # no rank looks for a checkpoint before the writer has placed it
 
@@ -95,10 +100,26 @@ class Loop:
             trunk_cfg = run_config_from_dict(json.loads((trunk / "config.json").read_text())["config"])
         except (OSError, ValueError, KeyError) as e:
             raise ConfigError("train.branch_from", f"{trunk} is not a run directory with a config.json ({e})") from None
-        field = branch_mismatch(trunk_cfg, self.cfg)
+        field = branch_mismatch(trunk_cfg, self.cfg) or self._schedule_mismatch(trunk_cfg.train)
         if field is not None:
             raise ConfigError("train.branch_from", f"the trunk {trunk} differs from this run in {field}: a branch "
                                                    "may differ from its trunk only in its schedule's tail")
+
+    def _schedule_mismatch(self, trunk: TrainConfig) -> str | None:
+        """What else makes the trunk's first branch_step steps not this run's: another rate at any
+        of them (a schedule or warmup that depends on the run's length), a branch step in this run's
+        cooldown or past its end, a snapshot the branch would skip, or other logging windows."""
+        t, step = self.t, self.t.branch_step
+        trunk_steps = int(trunk.tokens // (trunk.batch_size * trunk.seq_len))
+        if step >= self.plan.steps or (t.schedule == "wsd" and step > cooldown_start(t, self.plan.steps)):
+            return f"train.branch_step ({step} is not before this run's cooldown)"
+        if step > trunk_steps or any(lr_at(s, trunk_steps, trunk) != lr_at(s, self.plan.steps, t) for s in range(step)):
+            return "the learning rate before the branch step (train.schedule, train.warmup)"
+        if any(at <= step for at in self.snapshot_at.values()):
+            return "train.snapshots (one falls before the branch step, which the branch does not train)"
+        if trunk.log_every != t.log_every:
+            return "train.log_every"
+        return None
 
     def _resume_from(self, resumed) -> int:
         if resumed is None:
@@ -123,7 +144,9 @@ class Loop:
             self.window_losses.append(loss)
             window_steps += 1  # timed since window_start (a resumed window's first losses were not)
             done = step + 1
-            if done % self.t.log_every == 0 or done == self.plan.steps:
+            # A trunk's last step is a branch point, not an end: its open window travels in the
+            # checkpoint, so that a branch logs the windows of the run trained from scratch.
+            if done % self.t.log_every == 0 or (done == self.plan.steps and done not in self.t.keep_steps):
                 row = self._log_row(done, lr, grad_norm, window_steps / (time.perf_counter() - window_start))
                 if metrics is not None:
                     metrics.write(row)

@@ -66,7 +66,8 @@ def plan_trunks(cells: list[RunConfig], run_dirs: list[Path], grid_dir: Path) ->
         starts = {i: cooldown_start(cells[i].train, steps_of(cells[i])) for i in members}
         longest = max(members, key=lambda i: steps_of(cells[i]))
         trunk_cfg = _trunk_config(cells[longest], starts[longest], sorted(set(starts.values())))
-        trunk_dir = grid_dir / TRUNKS / run_id(trunk_cfg)
+        # Absolute: workers and SLURM jobs may start elsewhere than this command's directory.
+        trunk_dir = (grid_dir / TRUNKS / run_id(trunk_cfg)).absolute()
         for i in members:
             out[i] = dataclasses.replace(cells[i], train=dataclasses.replace(
                 cells[i].train, branch_from=str(trunk_dir), branch_step=starts[i]))
@@ -84,12 +85,15 @@ def _trunk_config(longest: RunConfig, last_start: int, branch_steps: list[int]) 
 
 def compute_ledger(trunk_dirs: list[Path], cell_dirs: list[Path]) -> dict:
     """FLOPs the grid spent (trunks whole, each cell past its branch point) against what the
-    same cells trained independently would have cost (each cell's full FLOPs)."""
+    same cells trained independently would have cost (each cell's full FLOPs). Only finished
+    cells count: a diverged run's FLOPs are its plan's, not what it trained."""
     spent = sum((read_final(d) or {}).get("flops") or 0.0 for d in trunk_dirs)
     independent = 0.0
     for run_dir in cell_dirs:
         final = read_final(run_dir) or {}
-        flops = final.get("flops") or 0.0
+        if final.get("status") != "done":  # failed, diverged part way or missing: no full cost to compare
+            continue
+        flops = final["flops"] or 0.0
         independent += flops
         parent = final.get("parent")
         if parent and final.get("steps"):
@@ -100,4 +104,6 @@ def compute_ledger(trunk_dirs: list[Path], cell_dirs: list[Path]) -> dict:
 
 
 def ledger_line(ledger: dict) -> str:
+    if not ledger["independent_flops"]:
+        return "compute: no finished run to count"
     return f"compute: {ledger['spent_flops']:.3g} FLOPs, {ledger['ratio']:.2f}x of independent runs"

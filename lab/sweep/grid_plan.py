@@ -183,7 +183,14 @@ def print_plan(entry, planned: list, run_dirs: list[Path], pending: list[Path],
     lines.append(f"to train: {len(todo)} of {len(planned)} runs, {tokens:.3g} tokens, C = 6ND = {c6nd:.3g} FLOPs "
                  f"({lab:.3g} by the lab's count, attention included)" if tokens else
                  f"to train: {len(todo)} of {len(planned)} runs")
-    seconds, how = estimate_wall_s(todo, entry.launcher)
+    # Trunks and cells are two waves: no cell starts before every trunk has ended.
+    waves = [[_work(p.cfg) for p, d in zip(planned, run_dirs) if d in pending and (p.axes.get("role") == "trunk") == first]
+             for first in (True, False)]
+    estimates = [estimate_wall_s(wave, entry.launcher) for wave in waves if wave]
+    seconds = None if any(s is None for s, _ in estimates) else sum(s for s, _ in estimates)
+    how = estimates[-1][1] if estimates else "nothing to train"
+    if len(estimates) == 2:
+        how += "; trunks, then the cells' cooldowns"
     lines.append(f"estimated wall time: ~{_duration(seconds)} of training ({how}); an estimate, "
                  f"without corpus preparation, pair scoring and the report" if seconds is not None
                  else f"estimated wall time: not estimated ({how})")

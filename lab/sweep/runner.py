@@ -156,6 +156,9 @@ def run_grid(entry: EntryConfig) -> int:
         trunks_todo = [d for d in all_pending if d not in set(pending)]
         if trunks_todo and not _launch(entry, trunks_todo, 0, grid_dir):
             return 0
+        for trunk in (d for d in trunks_todo if not is_finished(d)):  # failed, or held by another process
+            print(f"note: trunk {trunk.name} is not finished: its cells train from step 0 (same results, "
+                  "more compute)", flush=True)
         if not _launch(entry, pending, len(planned) - len(pending), grid_dir):
             return 0
     ledger = compute_ledger([t.run_dir for t in trunks], run_dirs)

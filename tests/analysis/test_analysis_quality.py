@@ -206,3 +206,17 @@ def test_quality_result_carries_the_tests_and_says_when_they_cannot_reach_signif
     assert any("only 8 distinct relabelings" in note for note in result.notes), result.notes
     none = run_quality(as_table(rows).runs, budget=1e12, n_boot=0, seed=0, n_perm=0)
     assert none.exponent_tests == {} and any("0 permutations" in note for note in none.notes)
+
+
+def test_runs_of_one_cell_match_across_levels_whose_corpora_differ_in_length():
+    # A real data_quality grid: each level's corpus has its own token count, so the same cell's
+    # epochs differ by a few percent between levels (0.0205 against 0.0185 at smoke scale).
+    from analysis.quality import matched_groups
+
+    rows = [{"run_id": f"r{i}", "params": n, "tokens": d, "epochs": e, "quality": q, "loss": 3.0}
+            for i, (n, d, e, q) in enumerate([(1e5, 1e6, 0.0205, 1.0), (1e5, 1e6, 0.0185, 0.0),
+                                               (1e5, 2e6, 0.041, 1.0), (1e5, 2e6, 0.037, 0.0),
+                                               (1e5, 2e6, 1.5, 0.0)])]
+    groups = matched_groups(as_table(rows).runs)
+    assert groups[0] == groups[1] and groups[2] == groups[3]
+    assert len(set(groups[:4])) == 2 and groups[4] not in groups[:4]  # a repeated run is its own cell

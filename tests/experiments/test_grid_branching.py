@@ -31,6 +31,12 @@ def test_branches_match_the_cells_trained_from_scratch_at_a_fraction_of_the_comp
     for run, row in rows_b.items():
         for key in ("final_val_loss", "final_train_loss", "flops", "tokens"):
             assert float(row[key]) == pytest.approx(float(rows_s[run][key]), abs=1e-6, rel=0), (run, key)
+        # metrics.jsonl too: the same logged windows and validation steps, as if never branched
+        rows = [[json.loads(line) for line in (grid / "runs" / run / "metrics.jsonl").read_text().splitlines()]
+                for grid in (grid_b, grid_s)]
+        assert [r["step"] for r in rows[0]] == [r["step"] for r in rows[1]], run
+        for key in ("loss", "lr", "val_loss"):
+            assert [r.get(key) for r in rows[0]] == pytest.approx([r.get(key) for r in rows[1]], abs=1e-6), (run, key)
         parent = json.loads((grid_b / "runs" / run / "parent.json").read_text())
         assert parent["trunk"].endswith(tuple(p.name for p in (grid_b / "trunks").iterdir()))
     (trunk,) = (grid_b / "trunks").iterdir()  # one model: one trunk, and it is no grid point

@@ -79,6 +79,20 @@ def test_without_the_trunk_checkpoint_a_branch_trains_from_scratch(tmp_path, cor
     assert branch["final_val_loss"] == pytest.approx(independent["final_val_loss"], abs=1e-6, rel=0)
 
 
+def test_a_branch_whose_trunk_ran_another_rate_before_the_branch_step_is_refused(tmp_path, corpus_cache, trunk):
+    # A cosine run of 60 steps as the trunk: the same fields but for the schedule's tail, yet its
+    # rate falls from the end of warmup on, so its step 40 is not the branch's.
+    from common.errors import ConfigError
+
+    base = _cfg(corpus_cache, tmp_path / "cos")
+    _, out = _train(base, schedule="cosine", tokens=60 * STEP_TOKENS, keep_steps=[40])
+    (cosine,) = [p for p in out.iterdir() if p.is_dir()]
+    with pytest.raises(ConfigError) as refused:
+        _train(dataclasses.replace(base, out_dir=str(tmp_path / "b")), tokens=50 * STEP_TOKENS,
+               branch_from=str(cosine), branch_step=40)
+    assert "learning rate before the branch step" in refused.value.reason
+
+
 def test_branch_fields_leave_the_run_id_alone(tmp_path, corpus_cache):
     cfg = _cfg(corpus_cache, tmp_path)
     moved = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, branch_from="/elsewhere", branch_step=3,
