@@ -110,8 +110,11 @@ def _die_with_parent():
     return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def run_local(run_dirs: list[Path], cfg: LauncherConfig, display: GridDisplay) -> None:
-    """Run each directory's worker in a subprocess, `workers` at a time; Ctrl-C stops them all."""
+def run_local(run_dirs: list[Path], cfg: LauncherConfig, display: GridDisplay,
+              after: dict[Path, Path] | None = None) -> None:
+    """Run each directory's worker in a subprocess, `workers` at a time; Ctrl-C stops them all.
+    A run named in `after` starts only once the run it maps to has ended (a branch after its
+    trunk); the others take the free slots meanwhile."""
     cores = os.cpu_count() or 1
     slots = cfg.workers or max(1, cores // (cfg.threads_per_run * cfg.procs_per_run))
     pending = list(run_dirs)
@@ -121,7 +124,7 @@ def run_local(run_dirs: list[Path], cfg: LauncherConfig, display: GridDisplay) -
     tie_to_parent = _die_with_parent()
     try:
         with _stop_on_term_or_hangup():
-            _supervise(pending, running, logs, slots, env, tie_to_parent, cfg, display)
+            _supervise(pending, running, logs, slots, env, tie_to_parent, cfg, display, after or {})
     except KeyboardInterrupt:
         for proc in running.values():
             os.killpg(proc.pid, signal.SIGTERM)
@@ -139,11 +142,15 @@ def run_local(run_dirs: list[Path], cfg: LauncherConfig, display: GridDisplay) -
 
 
 def _supervise(pending: list[Path], running: dict, logs: dict, slots: int, env: dict, tie_to_parent,
-               cfg: LauncherConfig, display: GridDisplay) -> None:
-    """Start workers while slots are free, reap finished ones, refresh the display."""
+               cfg: LauncherConfig, display: GridDisplay, after: dict[Path, Path]) -> None:
+    """Start workers while slots are free (in order, skipping runs whose prerequisite has not
+    ended), reap finished ones, refresh the display."""
     while pending or running:
-        while pending and len(running) < slots:
-            run_dir = pending.pop(0)
+        while len(running) < slots:
+            run_dir = next((d for d in pending if after.get(d) not in running and after.get(d) not in pending), None)
+            if run_dir is None:
+                break
+            pending.remove(run_dir)
             log = open(run_dir / "worker.log", "a")
             logs[run_dir] = log
             # A new session keeps Ctrl-C from reaching workers twice; we stop them ourselves.

@@ -146,26 +146,38 @@ def run_grid(entry: EntryConfig) -> int:
     print(f"grid {entry.grid.name} (scale {entry.scale}): {len(planned)} runs, {len(planned) - len(pending)} "
           f"finished, {len(pending)} to train -> {grid_dir}", flush=True)
     started = time.perf_counter()
-    if pending:
-        all_planned, all_dirs, all_pending = _with_trunks(planned, run_dirs, pending, trunks)
-        print_plan_and_check(entry, all_planned, all_dirs, all_pending)
-        for plan, run_dir in zip(all_planned, all_dirs):
-            if run_dir in all_pending:
-                write_spec(run_dir, plan.cfg, plan.axes, eval_pairs=entry.grid.eval_pairs and run_dir in pending)
-        # Trunks first: a cell starts from its trunk's checkpoint (one missing, it trains from step 0).
-        trunks_todo = [d for d in all_pending if d not in set(pending)]
-        if trunks_todo and not _launch(entry, trunks_todo, 0, grid_dir):
-            return 0
-        for trunk in (d for d in trunks_todo if not is_finished(d)):  # failed, or held by another process
-            print(f"note: trunk {trunk.name} is not finished: its cells train from step 0 (same results, "
-                  "more compute)", flush=True)
-        if not _launch(entry, pending, len(planned) - len(pending), grid_dir):
-            return 0
+    if pending and not _train(entry, planned, run_dirs, pending, trunks, grid_dir):
+        return 0  # submitted only (launcher.wait=false)
     ledger = compute_ledger([t.run_dir for t in trunks], run_dirs)
     write_json(grid_dir / "compute.json", ledger)  # before the report, which states it
     code = _collect_and_report(entry, planned, run_dirs, grid_dir, started)
     print(ledger_line(ledger), flush=True)  # the grid's last line: what branching saved
     return code
+
+
+def _train(entry: EntryConfig, planned: list, run_dirs: list[Path], pending: list[Path], trunks: list,
+           grid_dir: Path) -> bool:
+    """Plan, check and train the pending runs, and the trunks they branch off first; False when
+    the launcher only submitted them."""
+    all_planned, all_dirs, all_pending = _with_trunks(planned, run_dirs, pending, trunks)
+    print_plan_and_check(entry, all_planned, all_dirs, all_pending)
+    for plan, run_dir in zip(all_planned, all_dirs):
+        if run_dir in all_pending:
+            write_spec(run_dir, plan.cfg, plan.axes, eval_pairs=entry.grid.eval_pairs and run_dir in pending)
+    trunks_todo = all_pending[:len(all_pending) - len(pending)]
+    done = len(planned) - len(pending)
+    if trunks_todo and entry.launcher.name == "local":
+        # One pool: each cell starts as soon as its own trunk has ended, the other runs meanwhile.
+        after = {cell: t.run_dir for t in trunks if t.run_dir in trunks_todo for cell in t.cells}
+        order = trunks_todo + pending
+        run_local(order, entry.launcher, GridDisplay(order, already_done=done), after=after)
+        pending = []
+    elif trunks_todo and not _launch(entry, trunks_todo, 0, grid_dir):  # a wave of trunks, then cells
+        return False
+    for trunk in (d for d in trunks_todo if not is_finished(d)):  # failed, or held by another process
+        print(f"note: trunk {trunk.name} did not finish: its cells start from step 0 (same results, "
+              "more compute)", flush=True)
+    return not pending or _launch(entry, pending, done, grid_dir)
 
 
 def branch_cells(entry: EntryConfig, planned: list, run_dirs: list[Path]) -> tuple[list, list]:
@@ -184,6 +196,7 @@ def _with_trunks(planned: list, run_dirs: list[Path], pending: list[Path], trunk
     """The plan with the trunks that pending cells need, ahead of the cells."""
     pending_set = set(pending)
     needed = [t for t in trunks if any(c in pending_set for c in t.cells) and not is_finished(t.run_dir)]
+    needed.sort(key=lambda t: -t.cfg.train.tokens * flops_per_token(t.cfg.model, t.cfg.train.seq_len))  # longest first
     extra = [PlannedRun(t.cfg, {"size": p.axes.get("size"), "quality": p.axes.get("quality"), "role": "trunk"})
              for t in needed for p in [planned[run_dirs.index(t.cells[0])]]]
     return extra + planned, [t.run_dir for t in needed] + run_dirs, [t.run_dir for t in needed] + pending
