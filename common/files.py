@@ -15,6 +15,18 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def checksum_problem(directory: Path, digests: dict[str, str]) -> str | None:
+    """The first file of `digests` (name -> sha256) missing from directory or not matching, as
+    a phrase ("model.safetensors checksum mismatch"); None when all are intact."""
+    for name, digest in digests.items():
+        file = directory / name
+        if not file.is_file():
+            return f"{name} missing"
+        if sha256_file(file) != digest:
+            return f"{name} checksum mismatch"
+    return None
+
+
 def fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.files import sha256_file
+from common.files import checksum_problem
 from corpora.build import build
 from corpora.config import CorpusConfig
 from corpora.keys import corpus_content, corpus_key
@@ -87,13 +87,7 @@ def verify(path: Path) -> str | None:
         return f"manifest unreadable ({e.__class__.__name__})"
     if manifest.get("format") not in READABLE_FORMATS:
         return f"format {manifest.get('format')} is not one this code reads ({READABLE_FORMATS})"
-    for name, digest in manifest.get("files", {}).items():
-        file = path / name
-        if not file.exists():
-            return f"{name} is missing"
-        if sha256_file(file) != digest:
-            return f"{name} fails its checksum"
-    return None
+    return checksum_problem(path, manifest.get("files", {}))
 
 
 def load_prepared(path: str | Path) -> PreparedCorpus:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from common.files import fsync_path, sha256_file
+from common.files import checksum_problem, fsync_path, sha256_file
 
 STEP_PREFIX = "step_"
 
@@ -152,13 +152,7 @@ def verify(path: Path) -> str | None:
         meta = json.loads((path / "meta.json").read_text())
     except (OSError, ValueError) as e:
         return f"meta.json unreadable ({e.__class__.__name__})"
-    for name, digest in meta.get("sha256", {}).items():
-        file = path / name
-        if not file.is_file():
-            return f"{name} missing"
-        if sha256_file(file) != digest:
-            return f"{name} checksum mismatch"
-    return None
+    return checksum_problem(path, meta.get("sha256", {}))
 
 
 def load_latest(run_dir: Path, log=lambda msg: print(msg, file=sys.stderr)) -> Checkpoint | None:
