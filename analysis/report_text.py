@@ -386,6 +386,48 @@ def compute_definitions(table: LoadedTable) -> str:
             f"the published references; the runs' training FLOPs{spread} are listed but not fitted.")
 
 
+# What a fit must show before its numbers are a result, not a demonstration of the pipeline.
+MIN_E_LOW = 0.1  # the irreducible loss identified: its interval clear of 0
+MAX_EXPONENT_WIDTH = 0.3  # alpha and beta each known to within this interval width
+MIN_ENVELOPE_SIZES = 3  # the envelope brackets the optimum: it moves through this many sizes
+
+
+def fit_shortfalls(level) -> list[str]:
+    """The criteria a level's fit misses (empty when it is usable), each with its numbers."""
+    missed = []
+    surface = level.surface.estimates if level.surface is not None else None
+    if surface is None:
+        missed.append("no parametric fit (approach 3)")
+    else:
+        if surface["E"].low < MIN_E_LOW:
+            missed.append(f"E's interval reaches {surface['E'].low:.2g} (not clear of {MIN_E_LOW:g}: E is not identified)")
+        for name in ("alpha", "beta"):
+            width = surface[name].high - surface[name].low
+            if width > MAX_EXPONENT_WIDTH:
+                missed.append(f"{name}'s interval is {width:.2f} wide (> {MAX_EXPONENT_WIDTH:g})")
+    if level.envelope is not None:
+        sizes = len(set(level.envelope.optima["params"]))
+        if sizes < MIN_ENVELOPE_SIZES:
+            missed.append(f"the approach 1 envelope passes through {sizes} sizes (< {MIN_ENVELOPE_SIZES}): "
+                          "the grid does not bracket the optimum")
+        if surface is not None:
+            a1, a3 = level.envelope.estimates["params_exponent"], surface["params_exponent"]
+            if a1.high < a3.low or a3.high < a1.low:
+                missed.append(f"approaches 1 and 3 disagree on a ({a1.format()} against {a3.format()})")
+    return missed
+
+
+def referee_lines(fits: TableFits) -> list[str]:
+    lines = []
+    for level in fits.levels:
+        missed = fit_shortfalls(level)
+        if missed:
+            lines.append(f"**Not a result yet ({level.label}):** " + "; ".join(missed) + ". Read these numbers as "
+                         "a demonstration of the pipeline; longer runs, sizes around the optimum and a learning "
+                         "rate tuned per size are what identify them.")
+    return lines
+
+
 def report_header(fits: TableFits | None, table: LoadedTable, title: str, n_boot: int, seed: int,
                   ledger: dict | None = None) -> list[str]:
     lines = [f"# Scaling-law report: {title}", "",
@@ -395,6 +437,7 @@ def report_header(fits: TableFits | None, table: LoadedTable, title: str, n_boot
     lines.append(compute_definitions(table))
     if fits is not None:
         lines.append(f"Allocations are reported at C = {fits.budget:.3g} FLOPs.")
+        lines += referee_lines(fits)
     if ledger is not None:
         lines.append(f"Compute spent by the grid: {ledger['spent_flops']:.3g} training FLOPs, {ledger['ratio']:.2f}x "
                      f"the {ledger['independent_flops']:.3g} that its finished runs trained independently would cost"

@@ -173,3 +173,25 @@ def test_the_header_states_the_compute_a_grid_spent(tmp_path):
                                                    "ratio": 0.63}))
     text = write_report(grid, bootstrap=5).read_text()
     assert "Compute spent by the grid: 6.3e+13 training FLOPs, 0.63x the 1e+14" in text
+
+
+def test_the_header_says_which_fit_criteria_a_level_misses():
+    from types import SimpleNamespace
+
+    from analysis.intervals import Estimate
+    from analysis.report_text import fit_shortfalls
+
+    def est(value, low, high):
+        return Estimate(value, low, high, 200, 0.95)
+
+    surface = {"E": est(1.8, 1.6, 2.0), "alpha": est(0.34, 0.25, 0.45), "beta": est(0.3, 0.2, 0.4),
+               "params_exponent": est(0.5, 0.45, 0.55)}
+    envelope = SimpleNamespace(optima={"params": [1e5, 1e5, 3e5, 1e6]},
+                               estimates={"params_exponent": est(0.52, 0.4, 0.6)})
+    good = SimpleNamespace(surface=SimpleNamespace(estimates=surface), envelope=envelope)
+    assert fit_shortfalls(good) == []
+    pinned = {**surface, "E": est(1e-20, 1e-20, 1.0), "alpha": est(0.5, 0.2, 0.75),
+              "params_exponent": est(0.8, 0.7, 0.9)}
+    narrow = SimpleNamespace(optima={"params": [1e5, 1e5, 3e5]}, estimates=envelope.estimates)
+    missed = fit_shortfalls(SimpleNamespace(surface=SimpleNamespace(estimates=pinned), envelope=narrow))
+    assert [m.split(" ")[0] for m in missed] == ["E's", "alpha's", "the", "approaches"], missed
