@@ -84,6 +84,9 @@ class GridConfig:
     # (lab.sweep.branching): the same runs, at a fraction of the compute. Cells then train with a
     # WSD schedule (train.cooldown, train.decay_shape) and warmup in tokens.
     branching: bool = False
+    # Train every cell at each of these seeds (init and data order); null = train.seed alone.
+    # The report shows the seed-to-seed spread and its intervals include it.
+    seeds: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ def validate_grid(grid: GridConfig, axes: ScaleAxes) -> None:
         raise ConfigError("grid.sizes", "at least one model size is needed")
     if any(s <= 0 for s in axes.sizes):
         raise ConfigError("grid.sizes", "sizes are parameter counts and must be > 0")
+    if grid.seeds is not None and (not grid.seeds or len(set(grid.seeds)) != len(grid.seeds)):
+        raise ConfigError("grid.seeds", f"must be a non-empty list of distinct seeds (or null), got {grid.seeds}")
     if grid.kind == "babylm":
         _validate_warmup(grid)
         return  # validate_babylm: its budgets are in words
@@ -149,7 +154,7 @@ def expand(base: RunConfig, grid: GridConfig, scale: str) -> list[PlannedRun]:
     axes = axes_for(grid, scale)
     validate_grid(grid, axes)
     if grid.kind == "babylm":
-        return expand_babylm(base, grid, axes)
+        return with_seeds(expand_babylm(base, grid, axes), grid)
     if base.train.words is not None:  # it would override every point's token budget alike
         raise ConfigError("train.words", f"a {grid.kind} grid sets each run's budget in tokens; "
                                          "leave train.words unset (it applies to babylm grids)")
@@ -176,7 +181,16 @@ def expand(base: RunConfig, grid: GridConfig, scale: str) -> list[PlannedRun]:
             planned.append(PlannedRun(resolve(dataclasses.replace(shaped, train=train)), axes_row))
     if not planned:
         raise ConfigError("grid", "the grid expands to no runs (every budget is below one optimizer step)")
-    return planned
+    return with_seeds(planned, grid)
+
+
+def with_seeds(planned: list[PlannedRun], grid: GridConfig) -> list[PlannedRun]:
+    """Each run once per grid.seeds (the seed is in the run id, so replicates never collide), or
+    as planned with its own train seed; the seed is a grid coordinate either way."""
+    seeds = grid.seeds if grid.seeds is not None else [None]
+    return [PlannedRun(p.cfg if seed is None else dataclasses.replace(p.cfg, seed=int(seed)),
+                       {**p.axes, "seed": p.cfg.seed if seed is None else int(seed)})
+            for p in planned for seed in seeds]
 
 
 def _points_of_size(shaped: RunConfig, grid: GridConfig, axes: ScaleAxes,
