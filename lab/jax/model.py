@@ -1,0 +1,155 @@
+"""lab/model.py's Llama in Flax NNX: RMSNorm, rotary positions, SwiGLU, grouped-query attention.
+
+The same function as the PyTorch model (tests/lab/jax/test_jax_model.py checks the logits with
+the same weights), with the same initialisation scheme (lab.model's docstring): every linear
+and the embedding ~ N(0, init_std), attention ``wo`` and MLP ``w_down`` ~ N(0, init_std /
+sqrt(2 * n_layers)), norm gains 1.
+
+Precision follows torch's autocast: parameters and the residual stream are fp32; matmul
+operands are cast to ``compute_dtype`` (bf16 on accelerators, fp32 on CPU); norm statistics,
+rotary angles, the attention softmax, the logits and the loss are fp32 whatever it is.
+
+Attribute names mirror the torch module tree (embed, blocks.i.attn.wq, ..., norm, lm_head) so
+lab.jax.weights moves weights by name. Flax layouts differ: a Linear's ``kernel`` is the
+transpose of torch's ``weight`` (in, out), the embedding is ``embedding``, a norm gain ``scale``.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lab.config import ModelConfig
+from lab.model import ffn_hidden_size  # the one width rule, shared with the torch model
+
+
+def default_compute_dtype() -> jnp.dtype:
+    """bf16 where matmuls run it natively (GPU, TPU), fp32 on CPU (as lab.precision.choose)."""
+    return jnp.bfloat16 if jax.default_backend() in ("gpu", "tpu") else jnp.float32
+
+
+class RMSNorm(nnx.Module):
+    def __init__(self, dim: int, eps: float):
+        self.eps = eps
+        self.scale = nnx.Param(jnp.ones((dim,), jnp.float32))
+
+    def __call__(self, x: jax.Array, out_dtype) -> jax.Array:
+        # Statistics in fp32 at least: a mean of squares underflows in bf16.
+        xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+        y = xf * jax.lax.rsqrt(jnp.mean(jnp.square(xf), axis=-1, keepdims=True) + self.eps)
+        return (y * self.scale[...]).astype(out_dtype)
+
+
+def rotary_tables(seq_len: int, head_dim: int, theta: float, dtype) -> tuple[jax.Array, jax.Array]:
+    """cos and sin of position x frequency, (T, 1, hd) in the half-split layout (each half
+    repeats the hd/2 frequencies). Angles in fp32, returned in the activations' dtype (as HF)."""
+    inv_freq = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
+    angles = jnp.outer(jnp.arange(seq_len, dtype=jnp.float32), inv_freq)  # (T, hd/2)
+    angles = jnp.concatenate((angles, angles), axis=-1)[:, None, :]  # (T, 1, hd)
+    return jnp.cos(angles).astype(dtype), jnp.sin(angles).astype(dtype)
+
+
+def rotate(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+    """x (B, T, heads, hd) rotated by position: x * cos + rotate_half(x) * sin, where
+    rotate_half([x1 | x2]) = [-x2 | x1] (HF's convention, so weights move without permuting)."""
+    half = x.shape[-1] // 2
+    rotated_half = jnp.concatenate((-x[..., half:], x[..., :half]), axis=-1)
+    return x * cos + rotated_half * sin
+
+
+def _linear(d_in: int, d_out: int, std: float, dtype, rngs: nnx.Rngs) -> nnx.Linear:
+    # Plain normal, not truncated: torch's nn.init.normal_.
+    return nnx.Linear(d_in, d_out, use_bias=False, dtype=dtype, param_dtype=jnp.float32,
+                      kernel_init=nnx.initializers.normal(std), rngs=rngs)
+
+
+class Attention(nnx.Module):
+    """Causal grouped-query attention: query head h reads K/V head h // (n_heads / n_kv_heads)
+    (transformers' repeat_kv), 1 = multi-query, n_heads = multi-head."""
+
+    def __init__(self, cfg: ModelConfig, dtype, rngs: nnx.Rngs):
+        self.n_heads, self.n_kv_heads = cfg.n_heads, cfg.n_kv_heads
+        self.head_dim = cfg.d_model // cfg.n_heads
+        std, residual_std = cfg.init_std, cfg.init_std / math.sqrt(2 * cfg.n_layers)
+        self.wq = _linear(cfg.d_model, cfg.n_heads * self.head_dim, std, dtype, rngs)
+        self.wk = _linear(cfg.d_model, cfg.n_kv_heads * self.head_dim, std, dtype, rngs)
+        self.wv = _linear(cfg.d_model, cfg.n_kv_heads * self.head_dim, std, dtype, rngs)
+        self.wo = _linear(cfg.n_heads * self.head_dim, cfg.d_model, residual_std, dtype, rngs)
+
+    def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+        B, T, _ = x.shape
+        H, Hkv, hd = self.n_heads, self.n_kv_heads, self.head_dim
+        q = rotate(self.wq(x).reshape(B, T, H, hd), cos, sin)
+        k = rotate(self.wk(x).reshape(B, T, Hkv, hd), cos, sin)
+        v = self.wv(x).reshape(B, T, Hkv, hd)
+        # XLA's path groups query heads as (Hkv, G) like repeat_kv and takes the softmax in
+        # fp32; on a GPU in bf16 it may pick cuDNN's fused kernel instead.
+        y = jax.nn.dot_product_attention(q, k, v, scale=hd ** -0.5, is_causal=True)  # (B, T, H, hd)
+        return self.wo(y.reshape(B, T, H * hd))
+
+
+class SwiGLU(nnx.Module):
+    def __init__(self, cfg: ModelConfig, dtype, rngs: nnx.Rngs):
+        hidden = ffn_hidden_size(cfg)
+        residual_std = cfg.init_std / math.sqrt(2 * cfg.n_layers)
+        self.w_gate = _linear(cfg.d_model, hidden, cfg.init_std, dtype, rngs)
+        self.w_up = _linear(cfg.d_model, hidden, cfg.init_std, dtype, rngs)
+        self.w_down = _linear(hidden, cfg.d_model, residual_std, dtype, rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.w_down(jax.nn.silu(self.w_gate(x)) * self.w_up(x))
+
+
+class Block(nnx.Module):
+    def __init__(self, cfg: ModelConfig, dtype, rngs: nnx.Rngs):
+        self.dtype = dtype
+        self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg, dtype, rngs)
+        self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mlp = SwiGLU(cfg, dtype, rngs)
+
+    def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+        # x is the fp32 residual stream; each branch returns compute dtype and is added in fp32,
+        # as under torch's autocast.
+        x = x + self.attn(self.attn_norm(x, self.dtype), cos, sin)
+        return x + self.mlp(self.mlp_norm(x, self.dtype))
+
+
+class Llama(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs, compute_dtype=jnp.float32):
+        self.cfg, self.dtype = cfg, compute_dtype
+        # The lookup stays fp32: the residual stream it starts is fp32.
+        self.embed = nnx.Embed(cfg.vocab_size, cfg.d_model, param_dtype=jnp.float32,
+                               embedding_init=nnx.initializers.normal(cfg.init_std), rngs=rngs)
+        self.blocks = nnx.List([Block(cfg, compute_dtype, rngs) for _ in range(cfg.n_layers)])
+        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        # Tied: the head reads the embedding matrix (there is no lm_head attribute at all).
+        self.lm_head = None if cfg.tie_embeddings else _linear(cfg.d_model, cfg.vocab_size, cfg.init_std,
+                                                              compute_dtype, rngs)
+
+    def hidden_states(self, tokens: jax.Array) -> jax.Array:
+        """tokens (B, T) int -> final normalised hidden states (B, T, d) in compute dtype."""
+        cos, sin = rotary_tables(tokens.shape[1], self.cfg.d_model // self.cfg.n_heads,
+                                 self.cfg.rope_theta, self.dtype)
+        x = self.embed(tokens)  # (B, T, d) fp32
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        return self.norm(x, self.dtype)
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        """tokens (B, T) -> logits (B, T, V) in fp32 (compute-dtype operands, fp32 result)."""
+        h = self.hidden_states(tokens)
+        head = self.embed.embedding[...].T if self.lm_head is None else self.lm_head.kernel[...]  # (d, V)
+        return jnp.dot(h, head.astype(self.dtype), preferred_element_type=jnp.float32)
+
+    def token_losses(self, tokens: jax.Array, targets: jax.Array) -> jax.Array:
+        """Next-token cross-entropy of every position, (B, T) fp32 nats."""
+        logits = self(tokens)
+        target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+        return jax.nn.logsumexp(logits, axis=-1) - target_logit
+
+    def loss(self, tokens: jax.Array, targets: jax.Array) -> jax.Array:
+        """Mean next-token cross-entropy in nats (lab.model.Llama.loss)."""
+        return jnp.mean(self.token_losses(tokens, targets))
