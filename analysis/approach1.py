@@ -162,7 +162,12 @@ def fit_envelope_laws(runs: RunTable, group_of_run: np.ndarray) -> tuple[Allocat
 
 
 def run_envelope(runs: RunTable, *, budget: float, n_boot: int, seed: int) -> AllocationLawResult:
-    """Fit on all runs, then refit on runs resampled with replacement (compute bins kept)."""
+    """Fit on all runs, then refit on runs resampled with replacement (compute bins kept).
+
+    Seed replicates enter as their cell's mean (RunTable.cell_means): the best of a cell's seeds
+    is its luckiest draw, and the bootstrap then draws cells, never one seed apart from the others.
+    """
+    runs = runs.cell_means()
     groups = group_by_compute(runs)
     laws, on_envelope = fit_envelope_laws(runs, groups.group_of_run)
     rng = np.random.default_rng([seed, 1])

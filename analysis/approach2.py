@@ -101,10 +101,14 @@ def laws_through_minima(profiles: list[IsoflopProfile]) -> AllocationLaws:
 class IsoflopResult:
     allocation: AllocationLawResult
     profiles: list[IsoflopProfile]
+    # The points the profiles were fitted to (their run_indices index it): one per cell.
+    points: RunTable
 
 
 def run_isoflop(runs: RunTable, *, budget: float, n_boot: int, seed: int) -> IsoflopResult:
-    """Fit on all runs, then refit on runs resampled within each budget (the grid's design kept)."""
+    """Fit on all runs, then refit on runs resampled within each budget (the grid's design kept).
+    Seed replicates enter as their cell's mean (RunTable.cell_means), so the bootstrap draws cells."""
+    runs = runs.cell_means()
     groups = group_by_compute(runs)
     profiles, notes = fit_profiles(runs, groups)
     laws = laws_through_minima(profiles)
@@ -125,4 +129,4 @@ def run_isoflop(runs: RunTable, *, budget: float, n_boot: int, seed: int) -> Iso
               "run_ids": [[runs.run_ids[i] for i in p.run_indices] for p in profiles]}
     allocation = summarise("approach 2 (IsoFLOP profiles)", laws, replicate_laws, budget, optima,
                            tuple(notes))
-    return IsoflopResult(allocation=allocation, profiles=profiles)
+    return IsoflopResult(allocation=allocation, profiles=profiles, points=runs)

@@ -129,13 +129,19 @@ def surface_quantities(thetas: np.ndarray, names: tuple[str, ...], budget: float
 def run_surface(runs: RunTable, *, budget: float, n_boot: int, seed: int,
                 options: SurfaceOptions = SurfaceOptions(), stream: tuple[int, ...] = ()) -> SurfaceResult:
     """stream: extra entropy for the bootstrap draws, so fits of different subsets (one per
-    quality level, same run count) resample independently instead of with the same indices."""
+    quality level, same run count) resample independently instead of with the same indices.
+
+    Seed replicates enter as their cell's mean (RunTable.cell_means): one point per cell, as the
+    Huber fit assumes, and the bootstrap weights cells, never a seed apart from its cell."""
+    replicated = runs.has_replicates
+    runs = runs.cell_means()
     tokens, notes, free_levels, reference = build_tokens(runs, options)
     objective = HuberLogLossObjective(np.log(runs.params), tokens, np.log(runs.loss))
     needed = len(objective.names) + 1
     if len(runs) < needed:
+        counted = " in distinct cells (a cell's seeds count once)" if replicated else ""
         raise InsufficientData(f"approach 3 fits {len(objective.names)} parameters and needs at least "
-                               f"{needed} runs, got {len(runs)}")
+                               f"{needed} runs{counted}, got {len(runs)}")
     for axis, values in (("model sizes", runs.params), ("token counts", runs.tokens)):
         distinct = len(np.unique(values))
         if distinct < MIN_DISTINCT_PER_AXIS:

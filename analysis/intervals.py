@@ -1,4 +1,13 @@
-"""Point estimates with bootstrap percentile intervals, and the resampling of runs behind them."""
+"""Point estimates with bootstrap percentile intervals, and the resampling of runs behind them.
+
+With seed replicates the resampled "runs" are grid cells at their seeds' mean loss (every approach
+fits RunTable.cell_means), which makes the bootstrap a cluster bootstrap: a drawn cell brings all
+of its seeds, so every replicate sees each cell's seed noise as measured, and k seeds of a cell are
+never taken for k independent points (pseudo-replication, which would narrow an interval by up to
+sqrt(k)). Seeds are not redrawn inside a drawn cell: the cell's mean already carries their noise,
+and a second level of resampling would add it again (Davison & Hinkley 1997, sec. 3.8). With one
+run per cell the cells are the runs, and nothing changes.
+"""
 from __future__ import annotations
 
 import math

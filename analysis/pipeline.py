@@ -8,6 +8,10 @@ corrects them, with Muennighoff's effective data. The envelope and the IsoFLOP p
 to check Approach 3 without its model: correcting their runs would import Muennighoff's decay
 constant (fitted at another scale) into both, make their agreement with Approach 3 partly
 circular, and move a repeated run off the compute of the profile it was planned in.
+
+Runs that differ only in their seed (grid.seeds) are replicates of one grid cell: every approach
+fits each cell once, at its seeds' mean loss (RunTable.cell_means), so the bootstrap draws cells
+(analysis.intervals), and the report states the seed-to-seed spread (analysis.seeds).
 """
 from __future__ import annotations
 

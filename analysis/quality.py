@@ -218,7 +218,8 @@ def exponent_permutation_tests(runs: RunTable, *, seed: int, n_perm: int = DEFAU
     if len(levels) < 2:
         raise InsufficientData(f"a permutation test needs 2 quality levels, got {len(levels)}")
     low, high = levels[0], levels[-1]
-    pair = runs.subset((runs.quality == low) | (runs.quality == high))
+    # Labels are shuffled among cells at their seeds' mean, the points every other fit takes.
+    pair = runs.subset((runs.quality == low) | (runs.quality == high)).cell_means()
     groups, is_high = matched_groups(pair), pair.quality == high
     mixed = [g for g in np.unique(groups) if 0 < is_high[groups == g].sum() < (groups == g).sum()]
     if not mixed:

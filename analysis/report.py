@@ -63,7 +63,7 @@ def _level_figures(level: LevelFits, suffix: str, curves, directory: Path, notes
          figures.plot_loss_vs_compute(level, level_curves, directory, f"loss_vs_compute{suffix}"))
     if level.isoflop is not None:
         keep(f"IsoFLOP profiles ({level.label})",
-             figures.plot_isoflop(level.isoflop, level.runs, directory, f"isoflop{suffix}"))
+             figures.plot_isoflop(level.isoflop, level.isoflop.points, directory, f"isoflop{suffix}"))
     else:
         _say(f"figure isoflop{suffix} skipped: no approach 2 fit", notes)
     if level.envelope or level.isoflop or level.surface:

@@ -29,6 +29,7 @@ from analysis.references import (
     quantity_label,
     reference_values,
 )
+from analysis.seeds import seed_spread
 from analysis.table import LoadedTable
 
 SURFACE_NAMES = ("E", "A", "B", "alpha", "beta") + ALLOCATION_NAMES + ("G",)
@@ -66,6 +67,8 @@ def _surface_json(result: SurfaceResult) -> dict:
 
 def _level_json(level: LevelFits) -> dict:
     out: dict = {"quality": level.quality, "runs": len(level.runs)}
+    if level.runs.has_replicates:  # the fits' points: one per cell, at its seeds' mean loss
+        out["cells"] = len(level.runs.cell_means())
     for approach, key in ((1, "approach1"), (2, "approach2"), (3, "approach3")):
         if approach in level.skipped:
             out[key] = {"skipped": level.skipped[approach]}
@@ -129,6 +132,9 @@ def fits_to_json(fits: TableFits) -> dict:
         "levels": [_level_json(level) for level in fits.levels],
         "references": references_json(),
     }
+    spread = seed_spread(table.runs)
+    if spread is not None:  # (absent with one run per cell, as the report says nothing then)
+        out["seeds"] = spread.to_json()
     if fits.quality is not None:
         out["quality"] = _quality_json(fits.quality)
     elif fits.quality_skipped is not None:
@@ -146,7 +152,7 @@ def _allocation_lines(result: AllocationLawResult, approach: int, budget: float,
 
 
 def level_lines(level: LevelFits, budget: float) -> list[str]:
-    lines = [f"[{level.label}] {len(level.runs)} runs"]
+    lines = [f"[{level.label}] {runs_label(level.runs)}"]
     for approach, reason in sorted(level.skipped.items()):
         lines.append(f"approach {approach} skipped: {reason}")
     if level.envelope is not None:
@@ -157,7 +163,8 @@ def level_lines(level: LevelFits, budget: float) -> list[str]:
                                    f"{len(level.isoflop.profiles)} IsoFLOP profiles")
     if level.surface is not None:
         surface = level.surface
-        lines.append(f"approach 3 (parametric L(N, D)): {len(surface.run_ids)} runs, summed Huber "
+        points = "cells" if level.runs.has_replicates else "runs"
+        lines.append(f"approach 3 (parametric L(N, D)): {len(surface.run_ids)} {points}, summed Huber "
                      f"objective {surface.fit.objective:.4g}; {surface.failed_replicates}/"
                      f"{len(surface.replicates)} bootstrap refits failed")
         lines += [f"  note: {note}" for note in surface.notes]
@@ -212,8 +219,11 @@ def summary_lines(fits: TableFits) -> list[str]:
     table, request = fits.table, fits.request
     lines = [f"table: {table.source} ({table.total_rows} rows, {len(table.runs)} used; loss column "
              f"{table.loss_column}, N column {table.params_column})",
-             f"allocations at C = 6ND = {fits.budget:.3g} FLOPs; intervals: 95% percentile bootstrap over runs, "
-             f"{request.n_boot} refits, seed {request.seed}"]
+             f"allocations at C = 6ND = {fits.budget:.3g} FLOPs; intervals: 95% percentile bootstrap over "
+             f"{resampled_units(table)}, {request.n_boot} refits, seed {request.seed}"]
+    spread = seed_spread(table.runs)
+    if spread is not None:
+        lines.append(spread.describe(table.loss_column).replace("`", ""))
     lines += [f"note: {note}" for note in fits.notes]
     for level in fits.levels:
         lines.append("")
@@ -224,6 +234,17 @@ def summary_lines(fits: TableFits) -> list[str]:
     elif fits.quality_skipped is not None:
         lines += ["", f"quality analysis skipped: {fits.quality_skipped}"]
     return lines
+
+
+def resampled_units(table: LoadedTable) -> str:
+    """What the bootstrap draws: runs, or grid cells at their seeds' mean where seeds replicate cells."""
+    return "grid cells, each at its seeds' mean loss" if table.runs.has_replicates else "runs"
+
+
+def runs_label(runs) -> str:
+    """"16 runs", or "48 runs in 16 cells" when seeds replicate cells (the fits take the cells)."""
+    cells = len(runs.cell_means())
+    return f"{len(runs)} runs" + (f" in {cells} cells" if cells < len(runs) else "")
 
 
 def law_lines(fits: TableFits) -> list[str]:
@@ -285,13 +306,15 @@ def runs_table(table: LoadedTable) -> list[str]:
 
 
 def level_section(level: LevelFits, budget: float, figures: dict[str, str]) -> list[str]:
-    lines = [f"## Fits: {level.label} ({len(level.runs)} runs)", ""]
+    lines = [f"## Fits: {level.label} ({runs_label(level.runs)})", ""]
+    # With seeds, every fit's points are cells at their seeds' mean loss, named by their first run.
+    points = "cells (each at its seeds' mean loss)" if level.runs.has_replicates else "runs"
     for approach, reason in sorted(level.skipped.items()):
         lines += [f"*Approach {approach} skipped:* {reason}", ""]
     if level.envelope is not None:
         result = level.envelope
         lines += ["### Approach 1: minimum-loss envelope", "",
-                  f"{len(result.optima['compute'])} runs on the envelope "
+                  f"{len(result.optima['compute'])} {points} on the envelope "
                   f"({', '.join(f'`{r}`' for r in result.optima['run_ids'])}); "
                   f"{result.failed_replicates} of {len(result.replicate_laws)} bootstrap refits failed.", ""]
         lines += estimate_table(result.estimates, ALLOCATION_NAMES, approach=1, budget=budget) + [""]
@@ -305,7 +328,7 @@ def level_section(level: LevelFits, budget: float, figures: dict[str, str]) -> l
     if level.surface is not None:
         surface = level.surface
         lines += ["### Approach 3: parametric fit L(N, D) = E + A/N^alpha + B/D^beta", "",
-                  f"Huber (delta 1e-3) on log loss, summed over {len(surface.run_ids)} runs; objective "
+                  f"Huber (delta 1e-3) on log loss, summed over {len(surface.run_ids)} {points}; objective "
                   f"{surface.fit.objective:.4g}; {surface.failed_replicates} of {len(surface.replicates)} "
                   "bootstrap refits failed.", ""]
         lines += [f"- {note}" for note in surface.notes] + ([""] if surface.notes else [])
@@ -433,7 +456,10 @@ def report_header(fits: TableFits | None, table: LoadedTable, title: str, n_boot
     lines = [f"# Scaling-law report: {title}", "",
              f"Runs: {table.total_rows} in `results.csv`, {len(table.runs)} used in the fits "
              f"(loss column `{table.loss_column}`, N = `{table.params_column}`).",
-             f"Intervals: 95% percentile bootstrap over runs ({n_boot} refits, seed {seed})."]
+             f"Intervals: 95% percentile bootstrap over {resampled_units(table)} ({n_boot} refits, seed {seed})."]
+    spread = seed_spread(table.runs)
+    if spread is not None:  # one seed per cell: nothing to say, and no line
+        lines.append(spread.describe(table.loss_column))
     lines.append(compute_definitions(table))
     if fits is not None:
         lines.append(f"Allocations are reported at C = {fits.budget:.3g} FLOPs.")

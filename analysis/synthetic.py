@@ -121,6 +121,21 @@ def grid_rows(surfaces: dict[float, TrueSurface], sizes: list[float], tokens: li
     return rows
 
 
+def seed_replicates(rows: list[dict], seeds: tuple[int, ...], *, seed_noise_nats: float,
+                    seed: int = 0) -> list[dict]:
+    """Every row once per seed, as a grid with grid.seeds trains it: the row's own noise stays as
+    the cell's (shared by its seeds: how far the cell's expected loss sits off the surface), and
+    each seed adds seed_noise_nats * standard normal of its own. Run ids get -s<seed>."""
+    rng = np.random.default_rng([seed, 5])
+    replicated = []
+    for row in rows:
+        for run_seed in seeds:
+            loss = row["final_val_loss"] + seed_noise_nats * float(rng.standard_normal())
+            replicated.append({**row, "run_id": f"{row['run_id']}-s{run_seed}", "seed": run_seed,
+                               "final_train_loss": loss * 0.99, "final_val_loss": loss})
+    return replicated
+
+
 def as_table(rows: list[dict], source: str = "synthetic") -> LoadedTable:
     """Rows through the same text parsing as a CSV file, without writing one."""
     text_rows = [{key: str(value) for key, value in row.items()} for row in rows]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,13 @@ BUDGET_COLUMN = "compute_budget"
 PAIRS_COLUMN = "pairs_acc"
 LEGACY_PAIRS_COLUMN = "blimp_acc"
 DONE = "done"
+# Columns that are a run's outcome or bookkeeping, not where it sits in the grid. Every other
+# column (corpus, lr, batch_size, ...) must agree for two runs to be seeds of one cell: a column
+# missing here can only split seeds apart (fitted as separate runs, as before grid.seeds), never
+# merge two settings, e.g. the learning rates of an lr sweep, into one mean.
+SETTING_EXCLUDES = frozenset({"run_id", "seed", "status", "reason", "code_version", "wall_s", "flops",
+                              *LOSS_COLUMNS, "final_train_loss", "final_val_bpb", "final_val_own_loss",
+                              PAIRS_COLUMN, LEGACY_PAIRS_COLUMN})
 
 
 class InsufficientData(Exception):
@@ -50,6 +57,11 @@ class RunTable:
     compute_budget: np.ndarray
     # Accuracy on the run's own synthetic minimal pairs (not the BLiMP benchmark); NaN when unscored.
     pairs_acc: np.ndarray
+    # The run's training seed (init and data order); NaN when not recorded.
+    seed: np.ndarray
+    # Every other recorded coordinate of the run (corpus, learning rate, shape, ...) as one text:
+    # runs that agree on it and on N and D are seeds of one cell (see SETTING_EXCLUDES).
+    setting: tuple[str, ...]
 
     def __len__(self) -> int:
         return len(self.run_ids)
@@ -59,7 +71,7 @@ class RunTable:
         if rows.dtype == bool:
             rows = np.flatnonzero(rows)
         return RunTable(
-            run_ids=tuple(self.run_ids[i] for i in rows),
+            run_ids=tuple(self.run_ids[i] for i in rows), setting=tuple(self.setting[i] for i in rows),
             **{name: getattr(self, name)[rows] for name in _ARRAY_FIELDS},
         )
 
@@ -81,13 +93,55 @@ class RunTable:
     def has_repeats(self) -> bool:
         return bool(np.any(self.past_one_epoch))
 
+    def cell_ids(self) -> np.ndarray:
+        """The grid cell of every run, numbered in order of first appearance.
 
-_ARRAY_FIELDS = ("params", "tokens", "flops", "loss", "quality", "epochs", "compute_budget", "pairs_acc")
+        Runs that agree on every recorded coordinate but the seed (N, D, quality, epochs, nominal
+        compute budget, and the rest of the setting: corpus, learning rate, ...) are replicates of
+        one cell, as a grid with grid.seeds trains them: the same point of every fit, measured again
+        with other noise. Two such rows are replicates even in a table without a seed column.
+        """
+        keys = zip(self.params, self.tokens, self.quality, self.epochs, self.compute_budget, self.setting)
+        numbering: dict[tuple, int] = {}
+        # NaN != NaN would split a cell whose quality or budget is not recorded: key it as None.
+        return np.array([numbering.setdefault(tuple(None if _is_nan(v) else v for v in key), len(numbering))
+                         for key in keys], dtype=int)
+
+    @property
+    def has_replicates(self) -> bool:
+        """Some cell holds more than one run (seed replicates)."""
+        return len(self) > 0 and int(self.cell_ids().max()) + 1 < len(self)
+
+    def cell_means(self) -> RunTable:
+        """One row per cell, in order of first appearance: its first run's id and coordinates, and
+        the mean over its seeds of the loss (and of FLOPs and minimal-pair accuracy); the table
+        itself when every cell has one run.
+
+        Every fit takes these points: a cell enters once at its seeds' mean, so replicates can
+        neither count as independent runs nor let the best of several seeds pass for the cell. A
+        cell with fewer finished seeds counts once too (unweighted), its mean only noisier.
+        """
+        cells = self.cell_ids()
+        if len(self) == 0 or int(cells.max()) + 1 == len(self):
+            return self
+        seeds = np.bincount(cells)
+        first_runs = np.unique(cells, return_index=True)[1]
+        scored = ~np.isnan(self.pairs_acc)
+        with np.errstate(invalid="ignore"):  # a cell with no scored run: NaN, as for one run
+            pairs = (np.bincount(cells, np.where(scored, self.pairs_acc, 0.0))
+                     / np.bincount(cells, scored.astype(float)))
+        return replace(self.subset(first_runs), loss=np.bincount(cells, self.loss) / seeds,
+                       flops=np.bincount(cells, self.flops) / seeds, pairs_acc=pairs,
+                       seed=np.where(seeds == 1, self.seed[first_runs], np.nan))
+
+
+_ARRAY_FIELDS = ("params", "tokens", "flops", "loss", "quality", "epochs", "compute_budget", "pairs_acc", "seed")
 
 
 def concat_runs(tables: list[RunTable]) -> RunTable:
     """The runs of several tables as one (e.g. to pick one reference compute for all of them)."""
     return RunTable(run_ids=tuple(r for t in tables for r in t.run_ids),
+                    setting=tuple(c for t in tables for c in t.setting),
                     **{name: np.concatenate([getattr(t, name) for t in tables]) for name in _ARRAY_FIELDS})
 
 
@@ -161,7 +215,8 @@ def table_from_rows(rows: list[dict[str, str]], header: list[str], *, source: st
     epochs = np.where(np.isfinite(epochs) & (epochs > 0), epochs, 1.0)
     everything = RunTable(run_ids=run_ids, params=params, tokens=tokens, flops=flops, loss=loss,
                           quality=column("quality"), epochs=epochs,
-                          compute_budget=column(BUDGET_COLUMN), pairs_acc=column(_pairs_column(header)))
+                          compute_budget=column(BUDGET_COLUMN), pairs_acc=column(_pairs_column(header)),
+                          seed=column("seed"), setting=tuple(_setting(row, header) for row in rows))
 
     keep, excluded = [], []
     for i, (run_id, status) in enumerate(zip(run_ids, statuses)):
@@ -172,6 +227,25 @@ def table_from_rows(rows: list[dict[str, str]], header: list[str], *, source: st
             excluded.append(ExcludedRun(run_id, reason))
     return LoadedTable(source=source, runs=everything.subset(np.array(keep, dtype=int)),
                        excluded=tuple(excluded), loss_column=loss_column, params_column=params_column)
+
+
+def _is_nan(value) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _setting(row: dict[str, str], header: list[str]) -> str:
+    """The row's coordinates other than the seed, as one text (numbers by value: 1e6 = 1000000)."""
+    parts = []
+    for name in header:
+        if name in SETTING_EXCLUDES:
+            continue
+        text = (row.get(name) or "").strip()
+        try:
+            text = repr(float(text))
+        except ValueError:
+            pass
+        parts.append(f"{name}={text}")
+    return ";".join(parts)
 
 
 def _pairs_column(header: list[str]) -> str:

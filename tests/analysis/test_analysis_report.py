@@ -195,3 +195,28 @@ def test_the_header_says_which_fit_criteria_a_level_misses():
     narrow = SimpleNamespace(optima={"params": [1e5, 1e5, 3e5]}, estimates=envelope.estimates)
     missed = fit_shortfalls(SimpleNamespace(surface=SimpleNamespace(estimates=pinned), envelope=narrow))
     assert [m.split(" ")[0] for m in missed] == ["E's", "alpha's", "the", "approaches"], missed
+
+
+def test_one_seed_per_cell_says_nothing_about_seeds(report):
+    header = report.read_text().split("## Notes")[0]
+    assert "Seeds:" not in header and "Intervals: 95% percentile bootstrap over runs (20 refits" in header
+    assert "seeds" not in json.loads((report.parent / "fits.json").read_text())
+
+
+def test_a_seeded_grid_states_its_seed_spread_and_fits_cells(tmp_path):
+    from analysis.synthetic import seed_replicates
+
+    cells = isoflop_rows(SURFACE, [1e13, 1e14], sizes_per_budget=4, noise=0.01, seed=0)
+    rows = seed_replicates(cells, (0, 1, 2), seed_noise_nats=0.02, seed=0)
+    write_results_csv(rows, tmp_path / "results.csv")
+    text = write_report(tmp_path, bootstrap=5, permutations=0).read_text()
+    losses = np.array([row["final_val_loss"] for row in rows]).reshape(len(cells), 3)
+    pooled = float(np.sqrt(np.mean(np.var(losses, axis=1, ddof=1))))  # equal seeds: the mean variance
+    fits = json.loads((tmp_path / "report" / "fits.json").read_text())
+    assert fits["seeds"]["pooled_sd"] == pytest.approx(pooled, rel=1e-10)
+    assert fits["seeds"]["degrees_of_freedom"] == 16 and fits["levels"][0]["cells"] == 8
+    header = text.split("## Notes")[0]
+    assert "Seeds: 3 per cell (24 runs in 8 cells)" in header and "16 degrees of freedom" in header
+    assert "bootstrap over grid cells, each at its seeds' mean loss" in header
+    assert "## Fits: quality 1 (24 runs in 8 cells)" in text
+    assert "summed over 8 cells (each at its seeds' mean loss)" in text
