@@ -27,7 +27,9 @@ _NOT_IDENTITY = {("out_dir",), ("name",), ("train", "progress"), ("train", "log_
                  # Validation reads the model and changes nothing in it.
                  ("train", "eval_every"),
                  # Compiled and eager training compute the same thing (to rounding).
-                 ("train", "compile")}
+                 ("train", "compile"),
+                 # The learning rate enters as the number it resolved to; which rule gave it is a record.
+                 ("train", "lr_rule"), ("train", "lr_from")}
 
 
 def identity(cfg: RunConfig) -> dict:

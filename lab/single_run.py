@@ -26,8 +26,22 @@ def resolve(cfg: RunConfig) -> RunConfig:
     """Validated config with the size picker applied; raises ConfigError before any compute."""
     validate_run(cfg)
     cfg = dataclasses.replace(cfg, model=resolve_shape(cfg.model))
+    cfg = resolve_lr(cfg)
     validate_run(cfg)  # the picked shape must satisfy the same rules
     return cfg
+
+
+def resolve_lr(cfg: RunConfig) -> RunConfig:
+    """lr=auto becomes the number its rule gives at the picked shape's N, and lr_from says which
+    rule (measured, or a published prior) gave it."""
+    if cfg.train.lr != "auto":
+        return cfg
+    from lab.accounting import total_params
+    from lab.lr_rule import load_rule
+
+    rule, n = load_rule(cfg.train.lr_rule), total_params(cfg.model)
+    return dataclasses.replace(cfg, train=dataclasses.replace(
+        cfg.train, lr=float(f"{rule.lr(n):.4g}"), lr_from=rule.describe(n)))
 
 
 def run_dir_for(cfg: RunConfig) -> Path:

@@ -208,17 +208,26 @@ def _submission_env(threads: int):
                 os.environ[key] = value
 
 
-def run_submitit(run_dirs: list[Path], cfg: LauncherConfig, grid_dir: Path, display: GridDisplay) -> list:
+def run_submitit(run_dirs: list[Path], cfg: LauncherConfig, grid_dir: Path, display: GridDisplay,
+                 after: dict[Path, Path] | None = None) -> list:
     """Submit every run directory as a submitit job; with cfg.wait, keep the slots filled until
-    all have ended (Ctrl-C cancels them). Returns the jobs."""
+    all have ended (Ctrl-C cancels them). A run in `after` follows the run it maps to (a branch
+    its trunk): SLURM gets it now, as a job that depends on that run's job; submitit's local
+    executor, which has no dependencies, gets it once that run has ended. Returns the jobs."""
+    if after and not can_order_runs(cfg):
+        raise ConfigError("launcher.wait", "submitit's local executor cannot start a run after another "
+                                           "once this command has returned: use launcher.wait=true")
     executor = _executor(cfg, grid_dir)
     # SLURM schedules the whole array itself (array_parallelism); submitit's local executor would
     # start every run at once, so it gets the local launcher's slots and the next run as one ends.
     slots = len(run_dirs)
     if cfg.name == "submitit_local" and cfg.wait:  # one process per job there (tasks_per_node=1)
         slots = cfg.workers or max(1, (os.cpu_count() or 1) // cfg.threads_per_run)
-    jobs = _JobQueue(executor, run_dirs, cfg.threads_per_run, display)
-    jobs.submit(slots)
+    jobs = _JobQueue(executor, run_dirs, cfg.threads_per_run, display, after or {})
+    if cfg.name == "slurm":
+        jobs.submit_with_dependencies()
+    else:
+        jobs.submit(slots)
     if not cfg.wait:
         display.close()
         return list(jobs.jobs.values())
@@ -237,6 +246,29 @@ def run_submitit(run_dirs: list[Path], cfg: LauncherConfig, grid_dir: Path, disp
             display.finished(run_dir)
         display.close()
     return list(jobs.jobs.values())
+
+
+def can_order_runs(cfg: LauncherConfig) -> bool:
+    """Whether the launcher can start a run only after another has ended (a branch after its
+    trunk): SLURM by job dependencies, the others by waiting here. submitit's local executor
+    with launcher.wait=false can do neither. (The local launcher always waits.)"""
+    return cfg.name != "submitit_local" or cfg.wait
+
+
+def queued_job(run_dir: Path) -> tuple[str, str] | None:
+    """(job id, state) of the run's recorded job while squeue still lists it (state as squeue
+    prints it: PENDING, RUNNING, ...); None without a recorded job, without squeue, or once the
+    job has left the queue."""
+    job_file = run_dir / "job_id"
+    if not job_file.exists() or shutil.which("squeue") is None:
+        return None
+    job_id = job_file.read_text().strip()
+    try:
+        listed = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    state = listed.stdout.strip().splitlines()
+    return (job_id, state[0].strip()) if listed.returncode == 0 and state else None
 
 
 def _executor(cfg: LauncherConfig, grid_dir: Path):
@@ -263,17 +295,48 @@ def _executor(cfg: LauncherConfig, grid_dir: Path):
 
 
 class _JobQueue:
-    """Run directories waiting to be submitted, and the jobs of those already submitted."""
+    """Run directories waiting to be submitted, and the jobs of those already submitted. A run
+    in `after` waits for the run it maps to (one level: that run follows nothing)."""
 
-    def __init__(self, executor, run_dirs: list[Path], threads: int, display: GridDisplay):
-        self.executor, self.threads, self.display = executor, threads, display
+    def __init__(self, executor, run_dirs: list[Path], threads: int, display: GridDisplay,
+                 after: dict[Path, Path]):
+        self.executor, self.threads, self.display, self.after = executor, threads, display, after
         self.queue = list(run_dirs)
         self.jobs: dict[Path, object] = {}
 
     def submit(self, count: int) -> None:
-        """Submit the next `count` directories as one job array."""
-        batch = self.queue[:count]
-        del self.queue[:count]
+        """Submit the next `count` directories whose prerequisite is neither queued nor running
+        here, as one job array."""
+        waiting = set(self.queue) | set(self.running())
+        self._submit([d for d in self.queue if self.after.get(d) not in waiting][:count])
+
+    def submit_with_dependencies(self) -> None:
+        """SLURM: every run now, those that follow nothing first, then the followers of each run
+        as one array that depends on its job (a trunk's branches). afterany, not afterok: a
+        branch whose trunk failed trains from step 0 to the same result, so SLURM must not
+        cancel it. A prerequisite submitted by an earlier command is followed while squeue still
+        lists its job; one that has left the queue is not waited for."""
+        followers: dict[Path, list[Path]] = {}
+        for run_dir in self.queue:
+            if run_dir in self.after:
+                followers.setdefault(self.after[run_dir], []).append(run_dir)
+        earlier = {p: job[0] for p in followers if p not in self.queue and (job := queued_job(p))}
+        gone = {p for p in followers if p not in self.queue and p not in earlier}  # nothing to wait for
+        self._submit([d for d in self.queue if d not in self.after or self.after[d] in gone])
+        job_ids = {**{p: job.job_id for p, job in self.jobs.items()}, **earlier}
+        for prerequisite, batch in followers.items():
+            if prerequisite in job_ids:
+                self._submit(batch, dependency=f"afterany:{job_ids[prerequisite]}")
+
+    def _submit(self, batch: list[Path], dependency: str | None = None) -> None:
+        """Submit `batch` as one job array, with a SLURM dependency when given (it stays set on
+        the executor: batches without one are submitted first)."""
+        if not batch:
+            return
+        for run_dir in batch:
+            self.queue.remove(run_dir)
+        if dependency is not None:
+            self.executor.update_parameters(slurm_dependency=dependency)
         with _submission_env(self.threads):
             submitted = self.executor.map_array(RunJob(), [str(d) for d in batch])
         for run_dir, job in zip(batch, submitted):

@@ -9,7 +9,6 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,8 @@ from lab.runs import is_finished, is_locked, run_id, run_lock, write_json
 from lab.sweep.display import GridDisplay
 from lab.sweep.launchers import (
     LauncherConfig,
+    can_order_runs,
+    queued_job,
     run_local,
     run_submitit,
     validate_launcher,
@@ -165,19 +166,15 @@ def _train(entry: EntryConfig, planned: list, run_dirs: list[Path], pending: lis
         if run_dir in all_pending:
             write_spec(run_dir, plan.cfg, plan.axes, eval_pairs=entry.grid.eval_pairs and run_dir in pending)
     trunks_todo = all_pending[:len(all_pending) - len(pending)]
-    done = len(planned) - len(pending)
-    if trunks_todo and entry.launcher.name == "local":
-        # One pool: each cell starts as soon as its own trunk has ended, the other runs meanwhile.
-        after = {cell: t.run_dir for t in trunks if t.run_dir in trunks_todo for cell in t.cells}
-        order = trunks_todo + pending
-        run_local(order, entry.launcher, GridDisplay(order, already_done=done), after=after)
-        pending = []
-    elif trunks_todo and not _launch(entry, trunks_todo, 0, grid_dir):  # a wave of trunks, then cells
+    # One launch: each cell follows its own trunk (a local launcher starts it once the trunk has
+    # ended, SLURM holds it with a dependency on the trunk's job); the other runs go meanwhile.
+    after = {cell: t.run_dir for t in trunks if t.run_dir in trunks_todo for cell in t.cells if cell in pending}
+    if not _launch(entry, all_pending, len(planned) - len(pending), grid_dir, after):
         return False
     for trunk in (d for d in trunks_todo if not is_finished(d)):  # failed, or held by another process
-        print(f"note: trunk {trunk.name} did not finish: its cells start from step 0 (same results, "
+        print(f"note: trunk {trunk.name} did not finish: its cells started from step 0 (same results, "
               "more compute)", flush=True)
-    return not pending or _launch(entry, pending, done, grid_dir)
+    return True
 
 
 def branch_cells(entry: EntryConfig, planned: list, run_dirs: list[Path]) -> tuple[list, list]:
@@ -185,9 +182,10 @@ def branch_cells(entry: EntryConfig, planned: list, run_dirs: list[Path]) -> tup
     (planned, []) otherwise. Refused where the launcher could not order a branch after its trunk."""
     if not entry.grid.branching:
         return planned, []
-    if entry.launcher.name != "local" and not entry.launcher.wait:
-        raise ConfigError("grid.branching", "launcher.wait=false cannot start branches after their trunks yet: "
-                                            "use launcher.wait=true, or grid.branching=false")
+    if not can_order_runs(entry.launcher):
+        raise ConfigError("grid.branching", f"launcher.wait=false cannot start branches after their trunks with "
+                                            f"launcher={entry.launcher.name} (its executor has no job dependencies): "
+                                            "use launcher.wait=true, launcher=slurm, or grid.branching=false")
     cells, trunks = plan_trunks([p.cfg for p in planned], run_dirs, grid_dir_of(entry))
     return [dataclasses.replace(p, cfg=c) for p, c in zip(planned, cells)], trunks
 
@@ -202,19 +200,21 @@ def _with_trunks(planned: list, run_dirs: list[Path], pending: list[Path], trunk
     return extra + planned, [t.run_dir for t in needed] + run_dirs, [t.run_dir for t in needed] + pending
 
 
-def _launch(entry: EntryConfig, pending: list[Path], done: int, grid_dir: Path) -> bool:
-    """Train the pending runs through the launcher; False when it only submitted them."""
+def _launch(entry: EntryConfig, pending: list[Path], done: int, grid_dir: Path,
+            after: dict[Path, Path]) -> bool:
+    """Train the pending runs through the launcher, each run in `after` after the run it maps
+    to; False when the launcher only submitted them."""
     display = GridDisplay(pending, already_done=done)
     if entry.launcher.name == "local":
-        run_local(pending, entry.launcher, display)
+        run_local(pending, entry.launcher, display, after=after)
         return True
     live = {d: state for d in pending if (state := submitted_job_state(d))}
     if live:  # a rerun to collect results must not submit the same runs again
         print(f"{len(live)} runs are still {'/'.join(sorted(set(live.values())))} from an earlier "
               f"submission; not submitted again", flush=True)
     submit = [d for d in pending if d not in live]
-    if submit:
-        run_submitit(submit, entry.launcher, grid_dir, display)
+    if submit:  # a cell resubmitted while its trunk is still queued depends on the trunk's recorded job
+        run_submitit(submit, entry.launcher, grid_dir, display, after={d: after[d] for d in submit if d in after})
     if not entry.launcher.wait:
         print(f"submitted {len(submit)} runs; rerun the same command to collect results", flush=True)
         return False
@@ -241,25 +241,18 @@ def _collect_and_report(entry: EntryConfig, planned: list, run_dirs: list[Path],
     if entry.grid.report:
         from lab.sweep.report_step import write_or_reuse_report
 
-        write_or_reuse_report(grid_dir)
+        if not write_or_reuse_report(grid_dir, kind=entry.grid.kind):
+            return 1  # a sweep whose rule was refused (the line above says which size)
     return 0 if not unfinished and not failed_submissions else 1
 
 
 def submitted_job_state(run_dir: Path) -> str | None:
     """"running" when a process holds the run's lock, SLURM's state of its recorded job while
-    squeue still lists it (PENDING, RUNNING, ...), else None (free to submit)."""
+    squeue still lists it (pending, running, ...), else None (free to submit)."""
     if is_locked(run_dir):
         return "running"
-    job = run_dir / "job_id"
-    if not job.exists() or shutil.which("squeue") is None:
-        return None
-    try:
-        listed = subprocess.run(["squeue", "-h", "-j", job.read_text().strip(), "-o", "%T"],
-                                capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    state = listed.stdout.strip().splitlines()
-    return state[0].strip().lower() if listed.returncode == 0 and state else None
+    job = queued_job(run_dir)
+    return job[1].lower() if job else None
 
 
 def score_unscored_pairs(run_dirs: list[Path]) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from common.errors import ConfigError
 from lab.config import RunConfig
 
-KINDS = ("token_budget", "isoflop", "data_quality", "babylm")
+KINDS = ("token_budget", "isoflop", "data_quality", "babylm", "lr_sweep")
 SCALES = ("smoke", "cpu", "gpu")
 
 
@@ -38,6 +38,11 @@ class ScaleAxes:
     epochs: list[float] = field(default_factory=list)
     corpus_words: float = 0.0
     word_unit: float = 0.0
+    # lr_sweep: peak learning rates tried at every size (2x apart in the presets), each size
+    # trained on tokens_per_param x N tokens, and optionally at each AdamW beta2 of beta2s.
+    lrs: list[float] = field(default_factory=list)
+    tokens_per_param: float = 0.0
+    beta2s: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -55,6 +60,10 @@ class GridConfig:
     epochs: list[float] | None = None
     corpus_words: float | None = None
     word_unit: float | None = None
+    # lr_sweep: overrides of the scale's learning rates, tokens per parameter and beta2s (None = preset).
+    lrs: list[float] | None = None
+    tokens_per_param: float | None = None
+    beta2s: list[float] | None = None
     # babylm: BabyLM's cap on passes over the data (a words budget above max_epochs * corpus
     # words is refused before any compute).
     max_epochs: float = 10.0
@@ -109,6 +118,10 @@ def axes_for(grid: GridConfig, scale: str) -> ScaleAxes:
         epochs=list(grid.epochs if grid.epochs is not None else preset.epochs),
         corpus_words=float(grid.corpus_words if grid.corpus_words is not None else preset.corpus_words),
         word_unit=float(grid.word_unit if grid.word_unit is not None else preset.word_unit),
+        lrs=list(grid.lrs if grid.lrs is not None else preset.lrs),
+        tokens_per_param=float(grid.tokens_per_param if grid.tokens_per_param is not None
+                               else preset.tokens_per_param),
+        beta2s=list(grid.beta2s if grid.beta2s is not None else preset.beta2s),
     )
 
 
@@ -127,6 +140,10 @@ def validate_grid(grid: GridConfig, axes: ScaleAxes) -> None:
     if grid.kind == "babylm":
         _validate_warmup(grid)
         return  # validate_babylm: its budgets are in words
+    if grid.kind == "lr_sweep":
+        _validate_lr_sweep(axes)
+        _validate_warmup(grid)
+        return
     if grid.kind == "isoflop":
         if not axes.compute_budgets or any(c <= 0 for c in axes.compute_budgets):
             raise ConfigError("grid.compute_budgets", "an isoflop grid needs positive compute budgets (FLOPs)")
@@ -138,6 +155,16 @@ def validate_grid(grid: GridConfig, axes: ScaleAxes) -> None:
         if any(not 0 <= q <= 1 for q in axes.qualities):
             raise ConfigError("grid.qualities", "quality levels must lie in [0, 1]")
     _validate_warmup(grid)
+
+
+def _validate_lr_sweep(axes: ScaleAxes) -> None:
+    # An optimum is interpolated from the best rate and its two neighbours, so three at least.
+    if len(axes.lrs) < 3 or len(set(axes.lrs)) != len(axes.lrs) or any(lr <= 0 for lr in axes.lrs):
+        raise ConfigError("grid.lrs", f"an lr_sweep needs at least three distinct learning rates > 0, got {axes.lrs}")
+    if axes.tokens_per_param <= 0:
+        raise ConfigError("grid.tokens_per_param", f"must be > 0, got {axes.tokens_per_param:g}")
+    if any(not 0 < b < 1 for b in axes.beta2s):
+        raise ConfigError("grid.beta2s", f"AdamW beta2 values must lie in (0, 1), got {axes.beta2s}")
 
 
 def _validate_warmup(grid: GridConfig) -> None:
@@ -155,6 +182,8 @@ def expand(base: RunConfig, grid: GridConfig, scale: str) -> list[PlannedRun]:
     validate_grid(grid, axes)
     if grid.kind == "babylm":
         return with_seeds(expand_babylm(base, grid, axes), grid)
+    if grid.kind == "lr_sweep":
+        return with_seeds(expand_lr_sweep(base, grid, axes), grid)
     if base.train.words is not None:  # it would override every point's token budget alike
         raise ConfigError("train.words", f"a {grid.kind} grid sets each run's budget in tokens; "
                                          "leave train.words unset (it applies to babylm grids)")
@@ -253,6 +282,27 @@ def warmup_notes(planned: list[PlannedRun], grid: GridConfig, base: RunConfig) -
             notes.setdefault(size, f"size {size:g} (N={n:,}): warmup capped at {grid.max_warmup_fraction:g} of "
                                    f"its smallest budget: {t.warmup_tokens:,.0f} tokens, not {wanted:,.0f}")
     return list(notes.values())
+
+
+def expand_lr_sweep(base: RunConfig, grid: GridConfig, axes: ScaleAxes) -> list[PlannedRun]:
+    """Every size at every learning rate (and beta2), on tokens_per_param x N tokens in whole
+    steps, with the WSD schedule and warmup in tokens of the grids that will use the rule."""
+    from lab.accounting import total_params
+    from lab.single_run import resolve
+
+    per_step = base.train.batch_size * base.train.seq_len
+    planned = []
+    for size in axes.sizes:
+        shaped = resolve(dataclasses.replace(base, model=dataclasses.replace(base.model, params=float(size))))
+        steps = max(1, math.floor(axes.tokens_per_param * total_params(shaped.model) / per_step + 0.5))
+        train = dataclasses.replace(shaped.train, tokens=float(steps * per_step), schedule="wsd",
+                                    warmup_tokens=grid_warmup_tokens(shaped, grid, steps * per_step))
+        for beta2, lr in itertools.product(axes.beta2s or [base.train.beta2], axes.lrs):
+            swept = dataclasses.replace(train, lr=float(lr), lr_from=None, beta2=float(beta2))
+            planned.append(PlannedRun(resolve(dataclasses.replace(shaped, train=swept)), {
+                "size": size, "quality": base.corpus.quality, "budget_tokens": swept.tokens,
+                "lr": float(lr), "beta2": float(beta2), "tokens_per_param": axes.tokens_per_param}))
+    return planned
 
 
 # ---------------------------------------------------------------- BabyLM submissions

@@ -9,7 +9,7 @@ from common.cli import compose
 from experiments.run import register
 from lab.runs import run_id
 from lab.schedule import cooldown_start
-from lab.single_run import run_single
+from lab.single_run import resolve, run_single
 from lab.sweep.runner import EntryConfig, base_run_config
 from tests.helpers import TINY
 
@@ -105,5 +105,5 @@ def test_a_branch_whose_trunk_differs_beyond_the_schedule_tail_is_refused(tmp_pa
 
     base = _cfg(corpus_cache, tmp_path)
     with pytest.raises(ConfigError) as refused:
-        _train(base, tokens=50 * STEP_TOKENS, lr=base.train.lr / 2, branch_from=str(trunk), branch_step=40)
+        _train(base, tokens=50 * STEP_TOKENS, lr=resolve(base).train.lr / 2, branch_from=str(trunk), branch_step=40)
     assert refused.value.field == "train.branch_from" and "train.lr" in refused.value.reason
