@@ -440,14 +440,28 @@ def fit_shortfalls(level) -> list[str]:
     return missed
 
 
+def _remedy(missed: list[str]) -> str:
+    """What would identify the missed quantities, in the order a reader would act on it."""
+    says = " ".join(missed)
+    fixes = []
+    if "E's interval" in says or "beta's interval" in says:
+        fixes.append("longer runs (more tokens per parameter), whose losses flatten towards E, pin E and beta")
+    if "alpha's interval" in says:
+        fixes.append("more sizes pin alpha")
+    if "envelope" in says or "disagree" in says:
+        fixes.append("sizes on both sides of the optimum at every compute level pin the envelope")
+    if not fixes:
+        return ""
+    return fixes[0][0].upper() + "; ".join(fixes)[1:] + "."
+
+
 def referee_lines(fits: TableFits) -> list[str]:
     lines = []
     for level in fits.levels:
         missed = fit_shortfalls(level)
         if missed:
             lines.append(f"**Not a result yet ({level.label}):** " + "; ".join(missed) + ". Read these numbers as "
-                         "a demonstration of the pipeline; longer runs, sizes around the optimum and a learning "
-                         "rate tuned per size are what identify them.")
+                         "a demonstration of the pipeline. " + _remedy(missed))
     return lines
 
 

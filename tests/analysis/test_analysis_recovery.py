@@ -1,5 +1,6 @@
 """Recovery of the compute-optimal exponent a on the token_budget grid's own shape (scale cpu), from
-synthetic replicates of the surface that grid measured, with 0.01 nats of loss noise per run.
+synthetic replicates of the surface that grid measured: at the measured seed-to-seed noise of its
+runs (0.137 nats), and at 0.01 nats, a check of the estimators themselves.
 
 An approach passes when, over the replicates, its a is within 0.03 of the truth on average (mean
 absolute error) and its 95% interval covers the truth in at least 90% of them. One that cannot on
@@ -24,7 +25,12 @@ from analysis.table import InsufficientData
 from tests.helpers import ROOT
 
 REPLICATES = 50
-# No seed-to-seed spread of the CPU grid's losses is on record; 0.01 nats is the working figure.
+# Measured on the main job's grid with train.lr=auto (bench/RESULTS.md, 2026-12-07): 8 cells
+# (78k and 230k parameters x 4 budgets) at seeds 0, 1, 2, pooled within cells over 16 degrees of
+# freedom. Seeds move whole trunks (a slow seed is slow at every budget), so it is not white noise
+# per run either; drawn per run here, as a single seed's departure would be.
+MEASURED_SEED_NOISE_NATS = 0.137
+# A low noise at which the estimators themselves must recover a (also the seed test's cell noise).
 NOISE_NATS = 0.01
 # Fewer refits than a report's 200 keep 50 replicates inside a minute. Not much fewer: at 40 the
 # percentile intervals themselves get coarse (approach 3 covered 88%, against 96% at 80 and 100).
@@ -60,11 +66,11 @@ def _exponent(approach: int, runs, seed: int):
 
 
 @cache
-def recovery(approach: int) -> Recovery:
+def recovery(approach: int, noise_nats: float) -> Recovery:
     sizes, budgets = _token_budget_cpu_shape()
     errors, covered = [], []
     for replicate in range(REPLICATES):
-        runs = as_table(grid_rows({1.0: TRUTH}, sizes, budgets, noise_nats=NOISE_NATS, seed=replicate)).runs
+        runs = as_table(grid_rows({1.0: TRUTH}, sizes, budgets, noise_nats=noise_nats, seed=replicate)).runs
         try:
             estimate = _exponent(approach, runs, replicate)
         except InsufficientData:
@@ -76,18 +82,28 @@ def recovery(approach: int) -> Recovery:
     return Recovery(len(errors), float(np.mean(np.abs(errors))), float(np.mean(errors)), float(np.mean(covered)))
 
 
-@pytest.mark.parametrize("approach", [
-    pytest.param(1, marks=pytest.mark.xfail(strict=True, reason=(
+_ENVELOPE_TOO_LARGE = ("The true optimum (3e4-2e5 parameters over the grid's compute) lies at or below its "
+                       "two smallest sizes, so the envelope's best runs are too large")
+_NO_ISOFLOP = ("fitted 0/50: sizes x token budgets give no group of runs at one compute, so there is no "
+               "IsoFLOP profile to fit")
+
+
+@pytest.mark.parametrize("approach,noise_nats", [
+    pytest.param(1, NOISE_NATS, marks=pytest.mark.xfail(strict=True, reason=(
         "measured: fitted 50/50, mean |a error| 0.175 (bias +0.175); its interval covers the truth in "
-        "94% only by being ~0.4 wide. The true optimum (3e4-2e5 parameters over the grid's compute) "
-        "lies at or below its two smallest sizes, so the envelope's best runs are too large"))),
-    pytest.param(2, marks=pytest.mark.xfail(strict=True, reason=(
-        "measured: fitted 0/50: sizes x token budgets give no group of runs at one compute, so there is "
-        "no IsoFLOP profile to fit"))),
-    3,
+        "94% only by being ~0.4 wide. " + _ENVELOPE_TOO_LARGE))),
+    pytest.param(2, NOISE_NATS, marks=pytest.mark.xfail(strict=True, reason="measured: " + _NO_ISOFLOP)),
+    pytest.param(3, NOISE_NATS, id="3-low-noise"),
+    pytest.param(1, MEASURED_SEED_NOISE_NATS, marks=pytest.mark.xfail(strict=True, reason=(
+        "measured: fitted 50/50, mean |a error| 0.151 (bias +0.150), 95% interval covers the truth in 90%. "
+        + _ENVELOPE_TOO_LARGE))),
+    pytest.param(2, MEASURED_SEED_NOISE_NATS, marks=pytest.mark.xfail(strict=True, reason="measured: " + _NO_ISOFLOP)),
+    pytest.param(3, MEASURED_SEED_NOISE_NATS, marks=pytest.mark.xfail(strict=True, reason=(
+        "measured: fitted 50/50, mean |a error| 0.123 (bias +0.034), 95% interval covers the truth in 96%: "
+        "the intervals are honest, but one seed per cell at 0.137 nats cannot pin a to 0.03 on this grid"))),
 ])
-def test_compute_optimal_exponent_is_recovered_on_the_token_budget_grid(approach):
-    result = recovery(approach)
+def test_compute_optimal_exponent_is_recovered_on_the_token_budget_grid(approach, noise_nats):
+    result = recovery(approach, noise_nats)
     assert result.fitted == REPLICATES, result.describe()
     assert result.mean_abs_error <= MAX_MEAN_ERROR, result.describe()
     assert result.coverage >= MIN_COVERAGE, result.describe()
