@@ -50,19 +50,33 @@ class Optimum:
 
 
 def read_sweep(grid_dir: Path) -> list[SizeSweep]:
-    """Finished runs of results.csv grouped by (N, beta2), rates ascending, seeds averaged."""
-    with open(grid_dir / "results.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["status"] == "done" and r.get("final_val_loss")]
+    """Runs of results.csv grouped by (N, beta2), rates ascending, seeds averaged. A diverged run
+    counts as an infinite loss (its rate is past the optimum); runs without a result are left
+    out here and named by `unfinished`."""
     cells: dict[tuple[float, float], dict[float, list[dict]]] = {}
-    for r in rows:
-        cells.setdefault((float(r["params"]), float(r["beta2"])), {}).setdefault(float(r["lr"]), []).append(r)
+    for r in _rows(grid_dir):
+        if r["status"] in ("done", "diverged"):
+            cells.setdefault((float(r["params"]), float(r["beta2"])), {}).setdefault(float(r["lr"]), []).append(r)
     sweeps = []
     for (params, beta2), by_lr in sorted(cells.items()):
         lrs = sorted(by_lr)
-        sweeps.append(SizeSweep(params, beta2, lrs, [float(np.mean([float(r["final_val_loss"]) for r in by_lr[lr]]))
-                                                     for lr in lrs],
+        sweeps.append(SizeSweep(params, beta2, lrs, [float(np.mean([_loss(r) for r in by_lr[lr]])) for lr in lrs],
                                 [len(by_lr[lr]) for lr in lrs], [[r["run_id"] for r in by_lr[lr]] for lr in lrs]))
     return sweeps
+
+
+def unfinished(grid_dir: Path) -> list[str]:
+    """Run ids of the sweep that are neither done nor diverged (failed, pending, running)."""
+    return [r["run_id"] for r in _rows(grid_dir) if r["status"] not in ("done", "diverged")]
+
+
+def _rows(grid_dir: Path) -> list[dict]:
+    with open(grid_dir / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _loss(row: dict) -> float:
+    return float(row["final_val_loss"]) if row["status"] == "done" and row.get("final_val_loss") else math.inf
 
 
 def optimum(sweep: SizeSweep) -> Optimum:
@@ -74,8 +88,12 @@ def optimum(sweep: SizeSweep) -> Optimum:
         raise EdgeOptimum(f"size N={sweep.params:,.0f} (beta2 {sweep.beta2:g}): its best learning rate "
                           f"{sweep.lrs[best]:g} is the {side} swept, so its optimum is not known; "
                           f"extend grid.lrs past it")
-    x = np.log(sweep.lrs[best - 1:best + 2])
     y = np.asarray(sweep.losses[best - 1:best + 2])
+    if not np.isfinite(y).all():  # the optimum is bracketed, but a diverged rate has no loss to fit
+        gone = [lr for lr, loss in zip(sweep.lrs[best - 1:best + 2], y) if not math.isfinite(loss)]
+        raise EdgeOptimum(f"size N={sweep.params:,.0f} (beta2 {sweep.beta2:g}): rate {gone[0]:g} diverged next to "
+                          f"the best rate {sweep.lrs[best]:g}; add a rate between them to locate the optimum")
+    x = np.log(sweep.lrs[best - 1:best + 2])
     c2, c1, c0 = np.polyfit(x, y, 2)
     vertex = -c1 / (2 * c2) if c2 > 0 else x[1]
     return Optimum(sweep.params, sweep.beta2, float(math.exp(vertex)), float(c0 + c1 * vertex + c2 * vertex ** 2),
@@ -114,7 +132,7 @@ def rule_document(grid_dir: Path, sweeps: list[SizeSweep], optima: list[Optimum]
         "source": f"grid=lr_sweep {grid_dir.name}, {len(optima)} sizes, beta2 {optima[0].beta2:g}",
         "settings": {**settings, "beta2": optima[0].beta2, "tokens_per_param": _tokens_per_param(grid_dir)},
         "optima": [asdict(o) for o in optima],
-        "sweeps": [asdict(s) for s in sweeps],
+        "sweeps": [{**asdict(s), "losses": [x if math.isfinite(x) else None for x in s.losses]} for s in sweeps],
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
@@ -148,7 +166,10 @@ def draw(sweeps: list[SizeSweep], optima: list[Optimum], rule: tuple[float, floa
     colours = plt.cm.viridis(np.linspace(0, 0.85, max(1, len(sweeps))))
     for sweep, colour in zip(sweeps, colours):
         label = f"N={sweep.params:,.0f}" + (f", beta2 {sweep.beta2:g}" if len({s.beta2 for s in sweeps}) > 1 else "")
-        ax.plot(sweep.lrs, sweep.losses, "o-", color=colour, label=label)
+        finite = [(lr, loss) for lr, loss in zip(sweep.lrs, sweep.losses) if math.isfinite(loss)]
+        ax.plot(*zip(*finite), "o-", color=colour, label=label)
+        for lr in (lr for lr, loss in zip(sweep.lrs, sweep.losses) if not math.isfinite(loss)):
+            ax.axvline(lr, color=colour, linestyle="--", linewidth=0.8)  # diverged (or failed) at this rate
         for o in optima:
             if (o.params, o.beta2) == (sweep.params, sweep.beta2):
                 ax.plot([o.lr], [o.loss], "*", color=colour, markersize=14, markeredgecolor="black")
@@ -158,7 +179,7 @@ def draw(sweeps: list[SizeSweep], optima: list[Optimum], rule: tuple[float, floa
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # the decade labels alone
     ax.set_xlabel("peak learning rate")
     ax.set_ylabel("final validation loss (nats/token)")
-    ax.set_title("learning-rate sweep: optimum (star), rule's prediction (dotted)")
+    ax.set_title("learning-rate sweep: optimum (star), rule's prediction (dotted), diverged (dashed)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -173,6 +194,10 @@ def write_sweep_report(grid_dir: Path) -> tuple[Path, str | None]:
     sweeps = read_sweep(grid_dir)
     chosen = [s for s in sweeps if sweeps and s.beta2 == best_beta2(sweeps)]
     optima, edges, rule = [], [], None
+    missing = unfinished(grid_dir)
+    if missing:  # a rule from part of the sweep could rest on a rate that is still to come
+        edges.append(f"{len(missing)} runs of the sweep have no result yet ({', '.join(missing[:3])}"
+                     f"{' ...' if len(missing) > 3 else ''}): rerun the grid")
     for sweep in chosen:
         try:
             optima.append(optimum(sweep))

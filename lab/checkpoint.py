@@ -164,7 +164,10 @@ def load_latest(run_dir: Path, log=lambda msg: print(msg, file=sys.stderr)) -> C
             continue
         meta = json.loads((path / "meta.json").read_text())
         model_state = load_file(path / "model.safetensors")
-        train_state = torch.load(path / "state.pt", weights_only=True)
+        # Onto the CPU whatever device saved it (safetensors' load_file does the same): the
+        # optimizer's load_state_dict then moves its state to each parameter's own device, so a
+        # rank resumes on its GPU, not on cuda:0, and a GPU run resumes on a CPU-only machine.
+        train_state = torch.load(path / "state.pt", weights_only=True, map_location="cpu")
         return Checkpoint(meta["step"], model_state, train_state, path)
     return None
 

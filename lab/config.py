@@ -49,7 +49,7 @@ class TrainConfig:
     seq_len: int = 256
     # Peak learning rate, or "auto": from the rule `lr_rule` at the model's parameter count
     # (lab/lr_rule.py; the scale presets use auto). The resolved number is what the run records.
-    lr: float | str = 3e-3
+    lr: float | int | str = 3e-3
     # The rule of lr=auto: a shipped rule's name (lab/lr_rules/: smoke, cpu, gpu-prior) or the path
     # of a rule file that `grid=lr_sweep` wrote (<grid dir>/report/lr_rule.json).
     lr_rule: str = "cpu"
@@ -159,7 +159,8 @@ def validate_train(t: TrainConfig, prefix: str = "train") -> None:
     _require(t.words is not None or t.tokens >= tokens_per_step, f"{prefix}.tokens",
              f"budget {t.tokens:.0f} is smaller than one batch "
              f"(batch_size*seq_len = {tokens_per_step})")
-    _require(t.lr == "auto" or (isinstance(t.lr, (int, float)) and t.lr > 0), f"{prefix}.lr",
+    number = isinstance(t.lr, (int, float)) and not isinstance(t.lr, bool)
+    _require(t.lr == "auto" or (number and t.lr > 0), f"{prefix}.lr",
              f"must be a number > 0 or auto, got {t.lr!r}")
     _require(0 <= t.min_lr_ratio <= 1, f"{prefix}.min_lr_ratio", "must be in [0, 1]")
     _require(t.warmup >= 0, f"{prefix}.warmup", "must be >= 0")

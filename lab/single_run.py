@@ -34,8 +34,10 @@ def resolve(cfg: RunConfig) -> RunConfig:
 def resolve_lr(cfg: RunConfig) -> RunConfig:
     """lr=auto becomes the number its rule gives at the picked shape's N, and lr_from says which
     rule (measured, or a published prior) gave it."""
-    if cfg.train.lr != "auto":
-        return cfg
+    if cfg.train.lr != "auto":  # a number; an int from the command line (train.lr=1) as a float
+        if isinstance(cfg.train.lr, float):
+            return cfg
+        return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, lr=float(cfg.train.lr)))
     from lab.accounting import total_params
     from lab.lr_rule import load_rule
 

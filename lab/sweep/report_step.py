@@ -34,7 +34,11 @@ def write_or_reuse_report(grid_dir: Path, log=print, kind: str = "token_budget")
     if (report_dir / "report.md").is_file() and stamp.is_file() and \
             stamp.read_text().split() == [key, outputs_digest(report_dir)]:
         log(f"report: {report_dir / 'report.md'} (unchanged inputs, kept)")
-        return kind != "lr_sweep" or (report_dir / RULE_FILE).is_file()
+        if kind == "lr_sweep" and not (report_dir / RULE_FILE).is_file():  # say again why there is none
+            refusal = [line for line in (report_dir / "report.md").read_text().splitlines() if line.startswith("**No rule")]
+            log(f"error: no learning-rate rule: {refusal[0].strip('*.').removeprefix('No rule: ') if refusal else 'see the report'}")
+            return False
+        return True
     stamp.unlink(missing_ok=True)  # a redraw killed half way must not pass for a finished one
     problem = None
     if kind == "lr_sweep":  # a sweep's product is a learning-rate rule, not a scaling fit

@@ -290,6 +290,9 @@ def expand_lr_sweep(base: RunConfig, grid: GridConfig, axes: ScaleAxes) -> list[
     from lab.accounting import total_params
     from lab.single_run import resolve
 
+    if base.train.words is not None:
+        raise ConfigError("train.words", "an lr_sweep sets each run's budget as grid.tokens_per_param x N tokens; "
+                                         "leave train.words unset")
     per_step = base.train.batch_size * base.train.seq_len
     planned = []
     for size in axes.sizes:

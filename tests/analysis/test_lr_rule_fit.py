@@ -47,7 +47,7 @@ def test_a_best_rate_at_either_edge_is_refused_naming_the_size():
         optimum(high)
 
 
-def _write_grid(tmp_path, sizes, lrs_of=lambda n: LRS):
+def _write_grid(tmp_path, sizes, lrs_of=lambda n: LRS, status_of=lambda n, lr, seed: "done"):
     grid = tmp_path / "lr_sweep"
     rows = []
     for n in sizes:
@@ -55,8 +55,10 @@ def _write_grid(tmp_path, sizes, lrs_of=lambda n: LRS):
             for lr in lrs_of(n):
                 run_id = f"n{int(n)}-lr{lr:g}-s{seed}"
                 noise = 0.002 * (1 if seed else -1)  # seeds average to the surface
-                rows.append({"run_id": run_id, "status": "done", "params": n, "lr": lr, "beta2": 0.95,
-                             "seed": seed, "tokens": 5 * n, "final_val_loss": _loss(n, lr) + noise})
+                status = status_of(n, lr, seed)
+                rows.append({"run_id": run_id, "status": status, "params": n, "lr": lr, "beta2": 0.95,
+                             "seed": seed, "tokens": 5 * n,
+                             "final_val_loss": _loss(n, lr) + noise if status == "done" else ""})
                 (grid / "runs" / run_id).mkdir(parents=True)
                 (grid / "runs" / run_id / "config.json").write_text(json.dumps({"code_version": "abc", "config": {
                     "model": {"vocab_size": 512}, "corpus": {"name": "synthetic"},
@@ -106,3 +108,27 @@ def test_the_shipped_rules_load_and_are_interior_sweeps():
             assert 0 < best < len(sweep["lrs"]) - 1
     prior = load_rule("gpu-prior")
     assert prior.kind == "prior" and prior.lr(1e8) == pytest.approx(0.3118 * (120 * 1e16) ** -0.125, rel=1e-3)
+
+
+def test_a_diverged_rate_next_to_the_best_asks_for_a_rate_between_them(tmp_path):
+    # At N=2e4 the optimum is ~9.5e-3: with 1.6e-2 diverged (one seed is enough), 8e-3 is the best
+    # finite rate and its upper neighbour has no loss to fit.
+    grid = _write_grid(tmp_path, [2e4, 2e5], status_of=lambda n, lr, seed: "diverged" if (n, lr, seed) == (2e4, 0.016, 1)
+                       else "done")
+    _, problem = write_sweep_report(grid)
+    assert problem == ("size N=20,000 (beta2 0.95): rate 0.016 diverged next to the best rate 0.008; add a rate "
+                       "between them to locate the optimum")
+    assert not (grid / "report" / "lr_rule.json").exists()
+
+
+def test_a_sweep_with_runs_still_to_come_gives_no_rule_and_a_rerun_says_why_again(tmp_path):
+    from lab.sweep.report_step import write_or_reuse_report
+
+    grid = _write_grid(tmp_path, [2e4, 2e5], status_of=lambda n, lr, seed: "failed" if (n, lr) == (2e5, 0.032)
+                       else "done")
+    for attempt in range(2):  # drawn, then kept: both times the reason is the last line
+        said = []
+        assert write_or_reuse_report(grid, log=said.append, kind="lr_sweep") is False
+        assert said[-1] == ("error: no learning-rate rule: 2 runs of the sweep have no result yet "
+                            "(n200000-lr0.032-s0, n200000-lr0.032-s1): rerun the grid"), (attempt, said)
+    assert "unchanged inputs, kept" in said[0]

@@ -75,6 +75,8 @@ def test_a_held_out_sizes_predicted_rate_is_as_good_as_its_own_sweep_best(sweep,
     # The predicted rate at the same two seeds, compared as the sweep compares rates: by the mean.
     loss = statistics.mean(_train_like(grid, best_run, tmp_path, lr=lr, seed=s) for s in (0, 1))
     allowed = max(0.005 * held.losses[best], 2 * sigma)
+    print(f"held out N={held.params:,.0f}: predicted lr {lr:g}, loss {loss:.4f} against the sweep's best "
+          f"{held.losses[best]:.4f} at {held.lrs[best]:g}; allowed {allowed:.4f} (seed sigma {sigma:.4f})")
     assert loss - held.losses[best] <= allowed, (lr, loss, held.losses, sigma)
 
 
