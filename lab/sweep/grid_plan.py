@@ -12,7 +12,7 @@ from pathlib import Path
 from common.errors import ConfigError
 from lab.accounting import attention_kind, compute_6nd, flops_per_token, total_params
 from lab.config import RunConfig
-from lab.sweep.launchers import LauncherConfig
+from lab.sweep.launchers import LauncherConfig, gpu_groups
 from lab.sweep.spec import warmup_notes
 
 
@@ -128,10 +128,10 @@ def estimate_wall_s(runs: list[RunConfig], launcher: LauncherConfig) -> tuple[fl
     if precision.device == "cpu":  # measured with this process's threads; a run has its own
         per_run = peak * launcher.threads_per_run * launcher.procs_per_run / torch.get_num_threads()
         unit = f"{launcher.threads_per_run * launcher.procs_per_run}-thread"
-    else:  # runs at a time share the GPUs
-        gpus = max(1, torch.cuda.device_count())
-        slots = max(1, min(slots, gpus // launcher.procs_per_run))
-        per_run, unit = peak * min(gpus, launcher.procs_per_run), f"{launcher.procs_per_run}-GPU"
+    else:  # one run per group of procs_per_run GPUs, as the local launcher hands them out
+        groups = len(gpu_groups(launcher)) or max(1, torch.cuda.device_count() // launcher.procs_per_run)
+        slots = max(1, min(len(runs), launcher.workers or groups, groups))
+        per_run, unit = peak * launcher.procs_per_run, f"{launcher.procs_per_run}-GPU"
     rate = per_run * ASSUMED_MFU[precision.device]
     ends = [0.0] * slots
     for seconds in sorted((c.train.tokens * flops_per_token(c.model, c.train.seq_len) / rate for c in runs), reverse=True):

@@ -33,6 +33,9 @@ class LauncherConfig:
     threads_per_run: int = 1
     # Data-parallel processes per run (torchrun locally, tasks per node on SLURM).
     procs_per_run: int = 1
+    # GPUs the local launcher hands out, procs_per_run to a run; None counts them
+    # (CUDA_VISIBLE_DEVICES if set, else torch.cuda.device_count()); 0 = CPU slots.
+    gpus: int | None = None
     # SLURM settings (submitit's slurm_* parameters).
     partition: str | None = None
     account: str | None = None
@@ -60,9 +63,47 @@ def validate_launcher(cfg: LauncherConfig) -> None:
             raise ConfigError(f"launcher.{name}", "must be >= 1")
     if cfg.poll_s <= 0:
         raise ConfigError("launcher.poll_s", "must be > 0")
+    if cfg.gpus is not None and cfg.gpus < 0:
+        raise ConfigError("launcher.gpus", "must be >= 0 (or null to count them)")
+    if cfg.name == "local":
+        gpu_groups(cfg)  # refuses, before any compute, a split of the GPUs that cannot work
     if cfg.name == "slurm" and shutil.which("sbatch") is None:  # else submitit fails after corpus preparation
         raise ConfigError("launcher.name", "slurm needs sbatch on PATH (run from a SLURM login node); "
                                            "here use launcher=local or launcher=submitit_local")
+
+
+def visible_gpus(gpus: int | None) -> list[str]:
+    """The device ids this node lets the local launcher use, as CUDA_VISIBLE_DEVICES names them.
+    An explicit count never touches torch.cuda (whose first call is slow, and on some hosts
+    hangs); it takes the first `gpus` visible ids, or 0..gpus-1 when nothing restricts them."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = None if listed is None else [d.strip() for d in listed.split(",") if d.strip()]
+    if gpus is None:
+        if ids is not None:
+            return ids
+        import torch  # lazily: counting is the only reason this module needs it
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    if ids is None:
+        return [str(i) for i in range(gpus)]
+    if gpus > len(ids):
+        raise ConfigError("launcher.gpus", f"asks for {gpus} GPUs, CUDA_VISIBLE_DEVICES={listed!r} lists {len(ids)}")
+    return ids[:gpus]
+
+
+def gpu_groups(cfg: LauncherConfig) -> list[list[str]]:
+    """The visible GPUs split into consecutive groups of procs_per_run, one group per running
+    worker ([] on a node without GPUs); refused when the split leaves GPUs over or is empty."""
+    ids = visible_gpus(cfg.gpus)
+    per_run, count = cfg.procs_per_run, len(ids)
+    if not count:
+        return []
+    if per_run > count:
+        raise ConfigError("launcher.procs_per_run", f"asks for {per_run} GPUs per run, the node has {count}")
+    if count % per_run:
+        raise ConfigError("launcher.procs_per_run", f"{per_run} GPUs per run does not divide the node's {count} "
+                                                    "GPUs (set launcher.gpus to use fewer)")
+    return [ids[i:i + per_run] for i in range(0, count, per_run)]
 
 
 def _worker_command(run_dir: Path, procs: int) -> list[str]:
@@ -113,10 +154,16 @@ def _die_with_parent():
 def run_local(run_dirs: list[Path], cfg: LauncherConfig, display: GridDisplay,
               after: dict[Path, Path] | None = None) -> None:
     """Run each directory's worker in a subprocess, `workers` at a time; Ctrl-C stops them all.
+    On a node with GPUs each running worker holds its own group of procs_per_run of them
+    (CUDA_VISIBLE_DEVICES), so there are as many slots as groups and no two runs share a GPU.
     A run named in `after` starts only once the run it maps to has ended (a branch after its
     trunk); the others take the free slots meanwhile."""
-    cores = os.cpu_count() or 1
-    slots = cfg.workers or max(1, cores // (cfg.threads_per_run * cfg.procs_per_run))
+    groups = gpu_groups(cfg)
+    if groups:
+        slots = min(len(groups), cfg.workers or len(groups))
+    else:
+        cores = os.cpu_count() or 1
+        slots = cfg.workers or max(1, cores // (cfg.threads_per_run * cfg.procs_per_run))
     pending = list(run_dirs)
     running: dict[Path, subprocess.Popen] = {}
     logs = {}
@@ -124,7 +171,7 @@ def run_local(run_dirs: list[Path], cfg: LauncherConfig, display: GridDisplay,
     tie_to_parent = _die_with_parent()
     try:
         with _stop_on_term_or_hangup():
-            _supervise(pending, running, logs, slots, env, tie_to_parent, cfg, display, after or {})
+            _supervise(pending, running, logs, slots, env, tie_to_parent, cfg, display, after or {}, groups)
     except KeyboardInterrupt:
         for proc in running.values():
             os.killpg(proc.pid, signal.SIGTERM)
@@ -142,29 +189,45 @@ def run_local(run_dirs: list[Path], cfg: LauncherConfig, display: GridDisplay,
 
 
 def _supervise(pending: list[Path], running: dict, logs: dict, slots: int, env: dict, tie_to_parent,
-               cfg: LauncherConfig, display: GridDisplay, after: dict[Path, Path]) -> None:
+               cfg: LauncherConfig, display: GridDisplay, after: dict[Path, Path],
+               groups: list[list[str]]) -> None:
     """Start workers while slots are free (in order, skipping runs whose prerequisite has not
-    ended), reap finished ones, refresh the display."""
+    ended), each with a GPU group no running worker holds; reap finished ones, whose group goes
+    back to the free ones; refresh the display."""
+    held: dict[Path, list[str]] = {}
     while pending or running:
         while len(running) < slots:
             run_dir = next((d for d in pending if after.get(d) not in running and after.get(d) not in pending), None)
             if run_dir is None:
                 break
             pending.remove(run_dir)
-            log = open(run_dir / "worker.log", "a")
-            logs[run_dir] = log
-            # A new session keeps Ctrl-C from reaching workers twice; we stop them ourselves.
-            running[run_dir] = subprocess.Popen(_worker_command(run_dir, cfg.procs_per_run), stdout=log,
-                                                stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                                preexec_fn=tie_to_parent)
+            if groups:  # slots <= len(groups), so a free group exists whenever a slot does
+                held[run_dir] = next(g for g in groups if g not in held.values())
+            running[run_dir] = _start_worker(run_dir, held.get(run_dir), env, logs, tie_to_parent, cfg.procs_per_run)
             display.started(run_dir)
         for run_dir, proc in list(running.items()):
             if proc.poll() is not None:
                 del running[run_dir]
+                held.pop(run_dir, None)
                 logs.pop(run_dir).close()
                 display.finished(run_dir)
         display.refresh(running=list(running))
         time.sleep(cfg.poll_s)
+
+
+def _start_worker(run_dir: Path, devices: list[str] | None, env: dict, logs: dict, tie_to_parent,
+                  procs: int) -> subprocess.Popen:
+    """The run's worker, logging to its worker.log, restricted to `devices` when given (the
+    line naming them in the log says which GPUs a run trained on)."""
+    log = open(run_dir / "worker.log", "a")
+    logs[run_dir] = log
+    if devices is not None:
+        env = {**env, "CUDA_VISIBLE_DEVICES": ",".join(devices)}
+        log.write(f"launcher: CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']}\n")
+        log.flush()
+    # A new session keeps Ctrl-C from reaching workers twice; we stop them ourselves.
+    return subprocess.Popen(_worker_command(run_dir, procs), stdout=log, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True, preexec_fn=tie_to_parent)
 
 
 class RunJob:
