@@ -22,7 +22,15 @@ import math
 
 from common.errors import ConfigError
 from lab.config import ModelConfig
-from lab.model import ffn_hidden_size
+
+
+def ffn_hidden_size(cfg: ModelConfig) -> int:
+    if cfg.ffn_hidden is not None:
+        return cfg.ffn_hidden
+    # SwiGLU has three matrices, so 8/3 * d keeps the MLP at the 2-matrix 4*d cost (Llama).
+    hidden = int(8 * cfg.d_model / 3)
+    m = cfg.ffn_multiple_of
+    return m * ((hidden + m - 1) // m)
 
 
 def _layer_params(cfg: ModelConfig) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from lab.config import ModelConfig
-from lab.model import ffn_hidden_size
+from lab.accounting import ffn_hidden_size
 
 # our per-layer name -> HF per-layer name
 _LAYER_NAMES = {

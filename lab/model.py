@@ -17,20 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lab.accounting import ffn_hidden_size
 from lab.attention import causal_attention
 from lab.config import ModelConfig
 from lab.fused import rms_norm, rotary, swiglu
 from lab.fused_loss import linear_cross_entropy
 from lab.precision import active_compute_dtype
-
-
-def ffn_hidden_size(cfg: ModelConfig) -> int:
-    if cfg.ffn_hidden is not None:
-        return cfg.ffn_hidden
-    # SwiGLU has three matrices, so 8/3 * d keeps the MLP at the 2-matrix 4*d cost (Llama).
-    hidden = int(8 * cfg.d_model / 3)
-    m = cfg.ffn_multiple_of
-    return m * ((hidden + m - 1) // m)
 
 
 class RMSNorm(nn.Module):

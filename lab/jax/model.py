@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lab.config import ModelConfig
-from lab.model import ffn_hidden_size  # the one width rule, shared with the torch model
+from lab.accounting import ffn_hidden_size  # the one width rule, shared with the torch model
 
 
 def default_compute_dtype() -> jnp.dtype:
