@@ -192,7 +192,8 @@ def write_sweep_report(grid_dir: Path) -> tuple[Path, str | None]:
     out.mkdir(parents=True, exist_ok=True)
     (out / RULE_FILE).unlink(missing_ok=True)  # never leave a rule the current runs do not give
     sweeps = read_sweep(grid_dir)
-    chosen = [s for s in sweeps if sweeps and s.beta2 == best_beta2(sweeps)]
+    beta2 = best_beta2(sweeps) if sweeps else None
+    chosen = [s for s in sweeps if s.beta2 == beta2]
     optima, edges, rule = [], [], None
     missing = unfinished(grid_dir)
     if missing:  # a rule from part of the sweep could rest on a rate that is still to come
