@@ -27,13 +27,16 @@ def main(argv: list[str]) -> int:
     entry = compose("config", argv, register, EntryConfig)
     if entry.grid is not None:
         return run_grid(entry)
+    from lab.config import validate_run
     from lab.distributed import process_group
     from lab.single_run import run_single
 
-    # Under torchrun every process runs this: one run, data parallel (rank 0 writes the files).
-    with process_group() as (rank, world, wrap):
-        final = run_single(base_run_config(entry), rank=rank, world=world, ddp_wrap=wrap,
-                           log=print if rank == 0 else _quiet)
+    cfg = base_run_config(entry)
+    validate_run(cfg)  # before joining any process group: a bad config fails alone, at once
+    # Under torchrun (or jax.distributed) every process runs this: one run, data parallel, and
+    # rank 0 writes the files.
+    with process_group(cfg.train.backend) as (rank, world, wrap):
+        final = run_single(cfg, rank=rank, world=world, ddp_wrap=wrap, log=print if rank == 0 else _quiet)
     return 0 if final["status"] == "done" else 1
 
 

@@ -15,7 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
 
 from common.files import checksum_problem, fsync_path, sha256_file
@@ -38,23 +40,43 @@ def _model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in state.items()}
 
 
-def _write_atomically(final: Path, model: torch.nn.Module, train_state: dict | None, meta: dict) -> Path:
-    """Write model (+ training state) into a temp dir, fsync, then rename it to `final`."""
+def _save_tensors(tensors: dict, path: Path) -> None:
+    """safetensors from torch tensors or numpy arrays (the JAX backend's): one file format either way."""
+    if any(isinstance(v, torch.Tensor) for v in tensors.values()):
+        save_file({k: v if isinstance(v, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(v))
+                   for k, v in tensors.items()}, path)
+    else:
+        save_numpy({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path))
+
+
+def write_weight_files(directory: Path, tensors: dict, train_state: dict | None, meta: dict) -> None:
+    """model.safetensors (+ state.pt), then meta.json with their sha256, into an existing
+    directory; every file fsynced. meta.json comes last, under a temporary name renamed into
+    place: until it is there, verify() rejects the directory (it is what makes one complete)."""
+    (directory / "meta.json").unlink(missing_ok=True)  # a rewrite: incomplete until the new one lands
+    _save_tensors(tensors, directory / "model.safetensors")
+    names = ["model.safetensors"]
+    if train_state is not None:
+        torch.save(train_state, directory / "state.pt")
+        names.append("state.pt")
+    for name in names:
+        fsync_path(directory / name)
+    meta = {**meta, "sha256": {name: sha256_file(directory / name) for name in names}}
+    tmp = directory / f".meta.json.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(meta, indent=1))
+    fsync_path(tmp)
+    os.replace(tmp, directory / "meta.json")
+    fsync_path(directory)
+
+
+def write_atomically(final: Path, tensors: dict, train_state: dict | None, meta: dict) -> Path:
+    """Write tensors (+ training state) into a temp dir, fsync, then rename it to `final`."""
     root = final.parent
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file(_model_tensors(model), tmp / "model.safetensors")
-    names = ["model.safetensors"]
-    if train_state is not None:
-        torch.save(train_state, tmp / "state.pt")
-        names.append("state.pt")
-    meta = {**meta, "sha256": {name: sha256_file(tmp / name) for name in names}}
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    for name in [*names, "meta.json"]:
-        fsync_path(tmp / name)
-    fsync_path(tmp)
+    write_weight_files(tmp, tensors, train_state, meta)
     if final.exists():  # a rerun of the same step after a crash between rename and cleanup
         shutil.rmtree(final)
     os.rename(tmp, final)
@@ -64,8 +86,8 @@ def _write_atomically(final: Path, model: torch.nn.Module, train_state: dict | N
 
 def save(run_dir: Path, step: int, model: torch.nn.Module, train_state: dict, keep: int,
          keep_steps: Iterable[int] = ()) -> Path:
-    final = _write_atomically(run_dir / "checkpoints" / f"{STEP_PREFIX}{step:08d}", model, train_state,
-                              {"step": step})
+    final = write_atomically(run_dir / "checkpoints" / f"{STEP_PREFIX}{step:08d}", _model_tensors(model),
+                              train_state, {"step": step})
     # Checkpoints past this step are ones the resume fell back past (damaged) or an abandoned
     # timeline's: superseded now. Counting them among the `keep` newest could prune the
     # checkpoint just written and leave only damaged ones.
@@ -103,7 +125,8 @@ def _step_of(path: Path) -> int:
 
 def save_snapshot(run_dir: Path, name: str, step: int, tokens: int, model: torch.nn.Module) -> Path:
     """Weights only, kept for good (evaluation and export at fixed points of training)."""
-    return _write_atomically(run_dir / "snapshots" / name, model, None, {"step": step, "tokens": tokens})
+    return write_atomically(run_dir / "snapshots" / name, _model_tensors(model), None,
+                             {"step": step, "tokens": tokens})
 
 
 def list_snapshots(run_dir: Path) -> list[Path]:
@@ -143,7 +166,9 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     root = run_dir / "checkpoints"
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(STEP_PREFIX))
+    # step_<digits> only: orbax (lab/jax) stages its writes as step_<digits>.orbax-checkpoint-tmp.
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(STEP_PREFIX)
+                  and p.name[len(STEP_PREFIX):].isdigit())
 
 
 def verify(path: Path) -> str | None:

@@ -103,6 +103,14 @@ class TrainConfig:
     max_epochs: float = 1.0
     # Progress bar: "auto" (a bar on a terminal, plain lines otherwise), "bar", "lines", "none".
     progress: str = "auto"
+    # The framework that trains the run: "torch" (lab/torch_backend.py) or "jax" (lab/jax/, Flax NNX
+    # under XLA; needs the jax extra). A JAX run's id differs from the torch run's; a torch run's
+    # id is the one it had before this field existed.
+    backend: str = "torch"
+    # The JAX backend's device mesh, axis -> devices, over axes "data" and "fsdp" (parameters
+    # sharded FSDP-style over fsdp, the batch over both); -1 = the remaining devices. Empty = all
+    # devices on data. How the work is spread, not what is computed: not in the run id.
+    mesh: dict[str, int] = field(default_factory=dict)
     # torch.compile the training forward/backward. Fuses the elementwise ops between matmuls
     # (~15% faster on this CPU in bf16, more on a GPU) at the price of a one-off compilation
     # (~1 min on 2 CPU cores per model shape, cached on disk after that): worth it for long runs.
@@ -192,6 +200,42 @@ def validate_train(t: TrainConfig, prefix: str = "train") -> None:
                  "needs an alphanumeric name and a positive token count")
     _require(t.progress in ("auto", "bar", "lines", "none"), f"{prefix}.progress",
              f"unknown progress mode {t.progress!r}; choose auto, bar, lines or none")
+    validate_backend(t, prefix)
+
+
+# Settings that only one backend has: asking the other for them fails instead of being ignored.
+_TORCH_ONLY = {"compile": (False, "torch.compile is the torch backend's; XLA always compiles the JAX step"),
+               "threads": (0, "intra-op threads are torch's setting; XLA sizes its own thread pool")}
+
+
+def validate_backend(t: TrainConfig, prefix: str = "train") -> None:
+    _require(t.backend in ("torch", "jax"), f"{prefix}.backend",
+             f"unknown backend {t.backend!r}; choose torch or jax")
+    if t.backend == "jax":
+        for name, (default, why) in _TORCH_ONLY.items():
+            _require(getattr(t, name) == default, f"{prefix}.{name}",
+                     f"not available with train.backend=jax ({why}); leave it at {default}")
+        missing = [m for m in ("jax", "flax", "optax", "orbax.checkpoint") if not _importable(m)]
+        _require(not missing, f"{prefix}.backend",
+                 f"train.backend=jax needs {', '.join(missing)}: pip install -e '.[jax]' "
+                 "(on a GPU or TPU, also the jax[cuda12] or jax[tpu] wheel)")
+    else:
+        _require(not t.mesh, f"{prefix}.mesh", "a device mesh is the JAX backend's (train.backend=jax); "
+                                               "the torch backend spreads data over processes (launcher.procs_per_run)")
+    for axis, size in t.mesh.items():
+        _require(axis in ("data", "fsdp"), f"{prefix}.mesh", f"unknown axis {axis!r}; the axes are data and fsdp")
+        _require(isinstance(size, int) and (size >= 1 or size == -1), f"{prefix}.mesh",
+                 f"{axis}={size!r}: a device count >= 1, or -1 for the remaining devices")
+    _require(list(t.mesh.values()).count(-1) <= 1, f"{prefix}.mesh", "at most one axis may be -1")
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ModuleNotFoundError, ValueError):  # a parent package missing; a module set to None in sys.modules
+        return False
 
 
 def validate_run(cfg: RunConfig) -> None:

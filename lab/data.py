@@ -31,25 +31,37 @@ class WindowSampler:
     def epochs_for(self, n_sequences: int) -> float:
         return n_sequences / self.n_windows
 
-    def batch(self, first_sequence: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sequences first_sequence .. first_sequence+count-1 as (inputs, targets), each (count, T)."""
+    def windows(self, first_sequence: int, count: int) -> np.ndarray:
+        """Sequences first_sequence .. first_sequence+count-1 as one (count, T+1) int64 array:
+        what every backend reads, so torch and JAX runs of one seed see the same batches."""
         rows = []
         for k in range(first_sequence, first_sequence + count):
             epoch, position = divmod(k, self.n_windows)
             start = int(self._order(epoch)[position]) * self.seq_len
             rows.append(self.tokens[start:start + self.seq_len + 1])
-        block = torch.from_numpy(np.stack(rows).astype(np.int64))  # (count, T+1)
+        return np.stack(rows).astype(np.int64)
+
+    def batch(self, first_sequence: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """windows() as torch (inputs, targets), each (count, T)."""
+        block = torch.from_numpy(self.windows(first_sequence, count))
         return block[:, :-1], block[:, 1:]
 
     __hash__ = object.__hash__  # lru_cache on a method needs a hashable instance
 
 
-def eval_batches(tokens: np.ndarray, seq_len: int, max_tokens: int, batch_size: int):
-    """The first max_tokens of a held-out split as fixed, non-overlapping windows."""
+def eval_windows(tokens: np.ndarray, seq_len: int, max_tokens: int, batch_size: int):
+    """The first max_tokens of a held-out split as fixed, non-overlapping windows, in blocks of
+    up to batch_size rows: (rows, T+1) int64 arrays."""
     n = min((len(tokens) - 1) // seq_len, max(1, max_tokens // seq_len))
     for first in range(0, n, batch_size):
         rows = [tokens[i * seq_len:i * seq_len + seq_len + 1] for i in range(first, min(n, first + batch_size))]
-        block = torch.from_numpy(np.stack(rows).astype(np.int64))
+        yield np.stack(rows).astype(np.int64)
+
+
+def eval_batches(tokens: np.ndarray, seq_len: int, max_tokens: int, batch_size: int):
+    """eval_windows() as torch (inputs, targets)."""
+    for block in eval_windows(tokens, seq_len, max_tokens, batch_size):
+        block = torch.from_numpy(block)
         yield block[:, :-1], block[:, 1:]
 
 

@@ -1,4 +1,5 @@
-"""Data-parallel setup from the environment torchrun (or submitit under SLURM) exports.
+"""Data-parallel setup from the environment torchrun (or submitit under SLURM) exports, and
+jax.distributed for the JAX backend.
 
 Every entry that trains a run calls ``from_environment()``: with WORLD_SIZE unset or 1 it is a
 single process and nothing is initialised; otherwise it joins the process group (NCCL on GPUs,
@@ -31,8 +32,16 @@ def from_environment() -> tuple[int, int, object]:
 
 
 @contextmanager
-def process_group():
-    """from_environment() for the duration of a with block; the group is torn down after it."""
+def process_group(backend: str = "torch"):
+    """(rank, world size, DDP wrapper or None) for the duration of a with block; the group is
+    torn down after it. The JAX backend joins jax.distributed instead when this is one of several
+    processes (SLURM tasks, a TPU pod, or JAX_NUM_PROCESSES > 1): world is then JAX's process count."""
+    if backend == "jax":
+        from lab.jax.sharding import initialize_distributed
+
+        rank, world = initialize_distributed()
+        yield rank, world, None
+        return
     rank, world, wrap = from_environment()
     try:
         yield rank, world, wrap

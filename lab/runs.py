@@ -29,7 +29,9 @@ _NOT_IDENTITY = {("out_dir",), ("name",), ("train", "progress"), ("train", "log_
                  # Compiled and eager training compute the same thing (to rounding).
                  ("train", "compile"),
                  # The learning rate enters as the number it resolved to; which rule gave it is a record.
-                 ("train", "lr_rule"), ("train", "lr_from")}
+                 ("train", "lr_rule"), ("train", "lr_from"),
+                 # How a JAX run spreads over devices, not what it computes (to rounding).
+                 ("train", "mesh")}
 
 
 def identity(cfg: RunConfig) -> dict:
@@ -39,6 +41,8 @@ def identity(cfg: RunConfig) -> dict:
         for key in path[:-1]:
             node = node[key]
         node.pop(path[-1], None)
+    if d["train"]["backend"] == "torch":  # torch runs keep the ids they had before backends existed
+        del d["train"]["backend"]
     # The corpus enters as its key alone: it covers the corpus config and what can change under
     # the same config (local files edited in place, the generator's text, the tokenizer, the shard
     # format), local data by content, not location, so such a run is a new run, not a finished one.

@@ -66,7 +66,7 @@ def run_single(cfg: RunConfig, run_dir: Path | None = None, *, rank: int = 0, wo
     corpus = prepare_corpus(cfg.corpus, progress=rank == 0 and sys.stderr.isatty())
     from lab.trainer import train
 
-    with claim_run(run_dir, rank, world) as finished_meanwhile:
+    with claim_run(run_dir, rank, world, cfg.train.backend) as finished_meanwhile:
         if finished_meanwhile:  # another process finished it since the check
             final = read_final(run_dir)
             log(f"{run_dir}: already finished ({final['status']}); nothing to do")
@@ -88,7 +88,7 @@ def run_single(cfg: RunConfig, run_dir: Path | None = None, *, rank: int = 0, wo
 
 
 @contextmanager
-def claim_run(run_dir: Path, rank: int = 0, world: int = 1) -> Iterator[bool]:
+def claim_run(run_dir: Path, rank: int = 0, world: int = 1, backend: str = "torch") -> Iterator[bool]:
     """The run's lock, taken by rank 0 for all ranks, yielding whether the run finished in the
     meantime. Under data parallelism every rank learns rank 0's outcome before going on: a rank
     that trained on while rank 0 stopped (run locked elsewhere) would wait in a collective forever."""
@@ -96,8 +96,6 @@ def claim_run(run_dir: Path, rank: int = 0, world: int = 1) -> Iterator[bool]:
         with run_lock(run_dir):
             yield is_finished(run_dir)
         return
-    import torch.distributed as dist
-
     with ExitStack() as held:
         outcome = ["claimed", ""]  # (kind, message) as rank 0 saw it
         failure: BaseException | None = None
@@ -109,7 +107,7 @@ def claim_run(run_dir: Path, rank: int = 0, world: int = 1) -> Iterator[bool]:
                 failure, outcome = e, ["locked", str(e)]
             except Exception as e:  # the directory cannot be written, ...
                 failure, outcome = e, ["failed", f"{e.__class__.__name__}: {e}"]
-        dist.broadcast_object_list(outcome, src=0)
+        outcome = _from_rank_0(outcome, backend)
         if failure is not None:
             raise failure
         if outcome[0] == "locked":
@@ -117,3 +115,21 @@ def claim_run(run_dir: Path, rank: int = 0, world: int = 1) -> Iterator[bool]:
         if outcome[0] == "failed":
             raise RuntimeError(f"rank 0 could not claim {run_dir}: {outcome[1]}")
         yield outcome[0] == "finished"
+
+
+_OUTCOMES = ("claimed", "finished", "locked", "failed")
+
+
+def _from_rank_0(outcome: list, backend: str) -> list:
+    """Rank 0's (kind, message) on every rank, through the backend's own collectives."""
+    if backend == "jax":
+        import numpy as np
+        from jax.experimental import multihost_utils
+
+        # JAX broadcasts arrays, not objects: the kind travels, the message stays in rank 0's log.
+        code = int(multihost_utils.broadcast_one_to_all(np.int32(_OUTCOMES.index(outcome[0]))))
+        return [_OUTCOMES[code], outcome[1] or "see process 0's log"]
+    import torch.distributed as dist
+
+    dist.broadcast_object_list(outcome, src=0)
+    return outcome

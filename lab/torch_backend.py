@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from lab.data import WindowSampler, eval_batches, token_byte_lengths
 from lab.model import Llama
 from lab.plan import Plan
 from lab.precision import Precision, choose, cpu_has_native_bf16, peak_flops
+from lab.trainer import Resumed
 
 EVAL_LOGIT_ELEMENTS = 2 ** 28  # per validation forward (1 GiB of fp32 logits)
 
@@ -90,16 +90,6 @@ def evaluate(model, tokens: np.ndarray, byte_lengths: np.ndarray, t: TrainConfig
         n_bytes += int(byte_lengths[y.cpu().numpy()].sum())
     model.train()
     return {"loss": nats / n_tokens, "bpb": nats / math.log(2) / max(1, n_bytes), "tokens": n_tokens}
-
-
-@dataclass(frozen=True)
-class Resumed:
-    """What a checkpoint hands back to the loop: where it stopped and its open logging window."""
-    step: int
-    elapsed_s: float
-    window_losses: list
-    log_every: int | None
-    name: str
 
 
 class TorchBackend:
@@ -179,9 +169,20 @@ class TorchBackend:
             dist.barrier()
 
     def save(self, run_dir: Path, step: int, loop_state: dict) -> None:
+        if self.rank != 0:  # the run directory is rank 0's to write
+            return
         t = self.cfg.train
         state = {"optimizer": self.optimizer.state_dict(), "rng": {"torch": torch.get_rng_state()}, **loop_state}
         checkpoint.save(run_dir, step, self.model, state, t.keep_checkpoints, t.keep_steps)
 
+    def writer_says(self, answer: bool) -> bool:
+        """Rank 0's answer (other ranks' torch work that depends on it writes nothing anyway)."""
+        return answer
+
+    def finish(self) -> None:
+        """Nothing to await: torch's saves are synchronous."""
+
     def save_snapshot(self, run_dir: Path, name: str, step: int, tokens: int) -> None:
+        if self.rank != 0:
+            return
         checkpoint.save_snapshot(run_dir, name, step, tokens, self.model)

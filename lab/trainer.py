@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,31 @@ from lab.schedule import cooldown_start, lr_at
 PARENT_FILE = "parent.json"  # in a branch's run directory: the trunk and step it started from
 
 
-def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 1, ddp_wrap=None) -> dict:
-    """Train (or resume) the run in run_dir; return the final.json contents."""
-    from lab.torch_backend import TorchBackend
+@dataclass(frozen=True)
+class Resumed:
+    """What a backend's restore hands the loop: where the checkpoint stopped and its open logging window."""
+    step: int
+    elapsed_s: float
+    window_losses: list
+    log_every: int | None
+    name: str
 
-    sampler, plan, tokens_per_word = plan_run(cfg, corpus, world)
-    backend = TorchBackend(cfg, corpus, sampler, plan, rank=rank, world=world, ddp_wrap=ddp_wrap)
+
+def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 1, ddp_wrap=None) -> dict:
+    """Train (or resume) the run in run_dir with cfg.train.backend; return the final.json contents."""
+    if cfg.train.backend == "jax":
+        from lab.jax.train import JaxBackend
+
+        # One JAX program drives every device of every host: the plan is the one-process plan
+        # (the mesh splits each micro batch), rank/world are JAX's processes and devices.
+        sampler, plan, tokens_per_word = plan_run(cfg, corpus, 1)
+        backend = JaxBackend(cfg, corpus, sampler, plan)
+        rank, world = backend.rank, backend.world
+    else:
+        from lab.torch_backend import TorchBackend
+
+        sampler, plan, tokens_per_word = plan_run(cfg, corpus, world)
+        backend = TorchBackend(cfg, corpus, sampler, plan, rank=rank, world=world, ddp_wrap=ddp_wrap)
     return Loop(cfg, run_dir, backend, plan, tokens_per_word, rank=rank, world=world).run()
 
 
@@ -67,6 +87,7 @@ class Loop:
         status, reason = self._steps(start, metrics, progress)
         if status == "done" and (resumed is None or resumed.step != self.plan.steps):
             self._save(self.plan.steps)  # (a resume that finds the final checkpoint was killed after it)
+        self.backend.finish()  # saves still in flight land before final.json says the run is done
         progress.close()
         return self._final(status, reason)
 
@@ -175,15 +196,18 @@ class Loop:
         return row
 
     def _take_snapshots(self, done: int) -> None:
-        if not self.is_writer:
-            return
+        # On every process (a JAX snapshot gathers shards collectively; torch writes on rank 0).
+        # A resume that replays a snapshot's step finds it taken and leaves it: rewriting it would
+        # open a moment (old one removed, new one not yet in place) in which a kill loses it.
         for name, step in self.snapshot_at.items():
-            if step == done and not (self.run_dir / "snapshots" / name).is_dir():
+            if step != done:
+                continue
+            taken = self.is_writer and (self.run_dir / "snapshots" / name).is_dir()
+            if not self.backend.writer_says(taken):  # every process acts on rank 0's answer
                 self.backend.save_snapshot(self.run_dir, name, done, done * self.plan.tokens_per_step)
 
     def _save(self, step: int) -> None:
-        if not self.is_writer:
-            return
+        # On every process: a JAX checkpoint is written collectively; the torch backend writes on rank 0.
         # The open logging window's losses too: a resumed run logs the same windows (and so
         # the same final_train_loss) as an uninterrupted one.
         self.backend.save(self.run_dir, step, {
@@ -200,7 +224,7 @@ class Loop:
                  "wall_s": self.elapsed_before + (time.perf_counter() - self.t0),
                  "words": plan.tokens / self.tokens_per_word, "tokens_per_word": self.tokens_per_word,
                  "precision": precision.dtype, "precision_reason": precision.reason, "device": precision.device,
-                 "world_size": self.world}
+                 "world_size": self.world, "backend": self.backend.name}
         parent = self.run_dir / PARENT_FILE
         if parent.exists():  # the trunk's part is counted in flops above: the ledger subtracts it
             final["parent"] = json.loads(parent.read_text())

@@ -16,8 +16,8 @@ JOB_LOG_FILE = "job_log"
 COLUMNS = ["run_id", "status", "reason", "params", "non_embedding_params", "tokens", "flops", "quality",
            "corpus", "epochs", "final_train_loss", "final_val_loss", "final_val_bpb", "final_val_own_loss",
            "pairs_acc", "wall_s", "size", "budget_tokens", "compute_budget", "d_model", "n_layers", "n_heads",
-           "n_kv_heads", "attention", "seq_len", "batch_size", "lr", "lr_from", "beta2", "seed", "precision",
-           "code_version"]
+           "n_kv_heads", "attention", "seq_len", "batch_size", "lr", "lr_from", "beta2", "seed", "backend",
+           "precision", "code_version"]
 
 
 def missing_result(run_dir: Path) -> tuple[str, str]:
@@ -60,6 +60,7 @@ def collect(planned: list, run_dirs: list[Path]) -> list[dict]:
             "lr_from": cfg.train.lr_from or "given",  # a measured rule, a published prior, or the config
             "beta2": cfg.train.beta2,
             "seed": cfg.seed,
+            "backend": cfg.train.backend,  # torch or jax: the analysis reads both alike
             "size": plan.axes.get("size"),
             "budget_tokens": plan.axes.get("budget_tokens"),
             "compute_budget": plan.axes.get("compute_budget", ""),

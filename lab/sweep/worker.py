@@ -39,7 +39,7 @@ def run_from_dir(run_dir: str | Path) -> dict:
 
     run_dir = Path(run_dir)
     cfg, _, eval_pairs = read_spec(run_dir)
-    with process_group() as (rank, world, wrap):
+    with process_group(cfg.train.backend) as (rank, world, wrap):
         try:
             final = run_single(cfg, run_dir, rank=rank, world=world, ddp_wrap=wrap)
             if eval_pairs and rank == 0 and final.get("status") == "done" and "pairs" not in final:
