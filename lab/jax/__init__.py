@@ -1,18 +1,19 @@
-"""The foundation of a JAX/Flax NNX backend (issue 17), parity-tested against the torch path.
+"""The JAX/Flax NNX backend (``train.backend=jax``), parity-tested against the torch path.
 
-What exists (one module per concern, each a building block a backend class can call):
+lab.trainer's Loop drives it exactly as it drives lab/torch_backend.py; one module per concern:
 
-- ``model``: lab/model.py's Llama in Flax NNX (same function, same init scheme), configured by
-  lab.config.ModelConfig; fp32 parameters, a compute dtype for the matmuls, fp32 logits and loss.
-- ``weights``: parameters to and from lab/model.py's state_dict naming (numpy arrays that
-  ``safetensors.numpy.save_file`` writes, e.g. a checkpoint's ``model.safetensors``).
+- ``model``: lab/model.py's Llama in Flax NNX (same function, same init scheme); fp32
+  parameters, a compute dtype for the matmuls, fp32 norms, softmax, logits and loss.
+- ``weights``: parameters to and from lab/model.py's state_dict naming.
 - ``optim``: optax AdamW with torch_backend.build_optimizer's decay split, torch's clipping
   rule, and lab.schedule.lr_at as the schedule.
-- ``step``: one jitted train step with gradient accumulation by ``lax.scan``; the batches
-  torch_backend.train_step reads at a step.
+- ``step``: one jitted train step, gradient accumulation by ``lax.scan``, optionally with
+  explicit shardings over a mesh and donated state.
+- ``data``: the step's global batch from lab.data's window order.
+- ``sharding``: the device mesh (data, fsdp), FSDP annotations, batch placement, and
+  jax.distributed for several processes.
+- ``checkpoint``: orbax checkpoints with checksums, pruning and branch adoption as torch's.
+- ``train``: JaxBackend, the few methods the loop calls.
 
-What does not exist yet: a ``train.backend`` config field and a backend class behind
-lab.trainer (restore/start/step/evaluate/save), evaluation, checkpoints (orbax or
-safetensors), run directories, and sharding over devices. Nothing outside this package and
-its tests imports it; JAX comes from the ``jax`` extra.
+JAX comes from the ``jax`` extra; lab.config refuses ``train.backend=jax`` without it.
 """

@@ -84,7 +84,7 @@ class JaxBackend:
                                                         f"split over the mesh's {self.mesh.size} devices")
         compute = jnp.bfloat16 if self.precision.dtype == "bf16" else jnp.float32
         # Initialised on the host from the seed, then placed: the same weights on any mesh.
-        with jax.default_device(jax.devices("cpu")[0]):
+        with jax.default_device(jax.local_devices(backend="cpu")[0]):  # this process's own host
             model = Llama(cfg.model, rngs=nnx.Rngs(cfg.seed), compute_dtype=compute)
             if initial_weights is not None:
                 from lab.jax.weights import load_torch_state_dict

@@ -206,6 +206,11 @@ def check_plan(entry, planned: list, run_dirs: list[Path], pending: list[Path],
     if not pending:
         return {}, []
     procs = entry.launcher.procs_per_run
+    if procs > 1 and entry.launcher.name != "slurm" and any(p.cfg.train.backend == "jax" for p in planned):
+        # torchrun's processes would each train the whole run: JAX spreads a run over a host's
+        # devices from one process (train.mesh), and over hosts as SLURM tasks.
+        raise ConfigError("launcher.procs_per_run", "the JAX backend drives all of a host's devices from one "
+                                                    "process: leave procs_per_run at 1 and set train.mesh")
     if config_only:
         bounds, notes = check_runs_from_config(planned, run_dirs, pending, procs)
         later = "Deferred to the real run" if entry.grid.plan_only else "Checked next, once the corpora are prepared"

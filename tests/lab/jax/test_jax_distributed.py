@@ -66,3 +66,51 @@ def test_several_processes_without_a_coordinator_are_refused(monkeypatch):
     with pytest.raises(RuntimeError, match="JAX_COORDINATOR_ADDRESS"):
         sharding.initialize_distributed()
     assert not jax.distributed.is_initialized()
+
+
+def test_two_processes_train_one_run_through_the_entry_point_and_only_process_0_writes(tmp_path, corpus_cache):
+    """experiments/run.py in two processes joined by jax.distributed: one run directory, written
+    once (process 0), with the one-process run's numbers; the run lock is taken by process 0
+    for both (lab.single_run.claim_run through JAX's broadcast)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT, TINY
+
+    args = [a for a in TINY if not a.startswith("train.threads")] + [
+        f"corpus.cache_dir={corpus_cache}", "train.backend=jax", "train.precision=fp32", "train.lr=1e-3",
+        "train.tokens=6400", "train.log_every=5", "train.eval_every=20", "train.checkpoint_every=20",
+        "train.progress=lines"]
+
+    def command(out):
+        return [sys.executable, str(ROOT / "experiments" / "run.py"), *args, f"out_dir={out}"]
+
+    address = f"127.0.0.1:{free_port()}"
+    logs = [(tmp_path / f"p{i}.log").open("w") for i in range(2)]
+    procs = [subprocess.Popen(command(tmp_path / "two"), cwd=tmp_path, stdout=logs[i], stderr=subprocess.STDOUT,
+                              env=worker_env(1, JAX_COORDINATOR_ADDRESS=address, JAX_NUM_PROCESSES="2",
+                                             JAX_PROCESS_ID=str(i)))
+             for i in range(2)]
+    single = subprocess.run(command(tmp_path / "one"), cwd=tmp_path, env=worker_env(1), capture_output=True,
+                            text=True, timeout=300)
+    for i, proc in enumerate(procs):
+        try:
+            proc.wait(timeout=300)
+        finally:
+            proc.kill()
+            logs[i].close()
+    output = [(tmp_path / f"p{i}.log").read_text() for i in range(2)]
+    assert single.returncode == 0, single.stderr
+    assert [p.returncode for p in procs] == [0, 0], output
+
+    (run_two,) = (tmp_path / "two").iterdir()
+    (run_one,) = (tmp_path / "one").iterdir()
+    assert run_two.name == run_one.name  # the mesh and the process count are not in the run id
+    two, one = (json.loads((d / "final.json").read_text()) for d in (run_two, run_one))
+    assert two["world_size"] == 2 and one["world_size"] == 1 and two["backend"] == "jax"
+    for key in ("final_train_loss", "final_val_loss", "final_val_own_loss"):
+        assert two[key] == pytest.approx(one[key], rel=1e-5), key
+    rows = [json.loads(line) for line in (run_two / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(5, 51, 5))  # written once, not once per process
+    assert "done: val loss" in output[0] and "done: val loss" not in output[1]  # process 1 stays quiet

@@ -56,7 +56,9 @@ def _train_jax_from(cfg, state_dict: dict) -> tuple[dict, Path]:
     record_start(run_dir, cfg, {"corpus_dir": str(corpus.path)})
     sampler, plan, tokens_per_word = plan_run(cfg, corpus, 1)
     backend = JaxBackend(cfg, corpus, sampler, plan, initial_weights=state_dict)
-    return Loop(cfg, run_dir, backend, plan, tokens_per_word).run(), run_dir
+    final = Loop(cfg, run_dir, backend, plan, tokens_per_word).run()
+    assert backend.train_step.traces == 1  # one compilation for the whole run
+    return final, run_dir
 
 
 def test_a_jax_run_logs_the_torch_runs_losses_from_the_same_weights_and_data(tmp_path, corpus_cache):
@@ -207,6 +209,8 @@ def test_a_jax_run_directory_reads_like_a_torch_one(jax_run, tmp_path):
     (["train.mesh={data:2}"], "train.mesh"),                         # a mesh on the torch backend
     (["train.backend=jax", "train.mesh={data:2,model:2}"], "train.mesh"),
     (["train.backend=tpu"], "train.backend"),
+    # torchrun would start two whole JAX runs; one JAX process drives every device of a host
+    (["grid=token_budget", "train.backend=jax", "launcher.procs_per_run=2"], "launcher.procs_per_run"),
 ])
 def test_a_setting_the_backend_lacks_fails_before_compute_naming_the_field(tmp_path, overrides, field):
     result = run_entry([*JAX_TINY, f"corpus.cache_dir={tmp_path}/cache", f"out_dir={tmp_path}/runs", *overrides],
@@ -228,3 +232,27 @@ def test_without_jax_installed_the_jax_backend_names_the_extra(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: train.backend:"), result.stderr
     assert "pip install -e '.[jax]'" in lines[0] and not (tmp_path / "runs").exists()
+
+
+def test_a_jax_cooldown_branch_equals_the_independent_jax_run(tmp_path, corpus_cache):
+    """A branch adopts its trunk's orbax checkpoint (lab.jax.checkpoint.copy_step) and then reads
+    as the run trained from scratch: the method issue's cooldown branches on this backend."""
+    step_tokens = 4 * 32
+    wsd = ["train.backend=jax", "train.schedule=wsd", "train.cooldown=0.2", f"train.warmup_tokens={5 * step_tokens}",
+           "train.checkpoint_every=7", "train.keep_checkpoints=1"]
+    trunk_final = run_single(_cfg(corpus_cache, tmp_path / "trunk", *wsd, "train.schedule=constant",
+                                  f"train.tokens={40 * step_tokens}", "train.keep_steps=[40]"), log=lambda *_: None)
+    trunk = _run_dir(tmp_path / "trunk")
+    assert trunk_final["status"] == "done" and (trunk / "checkpoints" / "step_00000040").is_dir()
+    budget = f"train.tokens={50 * step_tokens}"
+    independent = run_single(_cfg(corpus_cache, tmp_path / "a", *wsd, budget), log=lambda *_: None)
+    branch = run_single(_cfg(corpus_cache, tmp_path / "b", *wsd, budget, f"train.branch_from={trunk}",
+                             "train.branch_step=40"), log=lambda *_: None)
+    assert branch["parent"] == {"trunk": str(trunk), "step": 40} and "parent" not in independent
+    assert branch["run_id"] == independent["run_id"]
+    for key in ("final_train_loss", "final_val_loss", "final_val_own_loss"):
+        assert branch[key] == pytest.approx(independent[key], abs=1e-6, rel=0), key
+    rows_a, rows_b = _rows(_run_dir(tmp_path / "a")), _rows(_run_dir(tmp_path / "b"))
+    assert [r["step"] for r in rows_b] == [r["step"] for r in rows_a]
+    for key in ("loss", "lr", "grad_norm", "val_loss"):
+        assert [r.get(key) for r in rows_b] == pytest.approx([r.get(key) for r in rows_a], abs=1e-6, rel=0), key
