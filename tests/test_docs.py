@@ -272,8 +272,10 @@ def parse_value(text: str):
     if t.startswith("[") and t.endswith("]"):
         inner = t[1:-1].strip()
         return [parse_value(x) for x in inner.split(",")] if inner else []
-    if t == "{}":
-        return {}
+    if t.startswith("{") and t.endswith("}"):  # {key: value, ...}, flat
+        inner = t[1:-1].strip()
+        pairs = [item.split(":", 1) for item in inner.split(",")] if inner else []
+        return {k.strip(): parse_value(v) for k, v in pairs}
     for kind in (int, float):
         try:
             return kind(t)
