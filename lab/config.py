@@ -227,7 +227,7 @@ def validate_backend(t: TrainConfig, prefix: str = "train") -> None:
                                                "the torch backend spreads data over processes (launcher.procs_per_run)")
     for axis, size in t.mesh.items():
         _require(axis in ("data", "fsdp"), f"{prefix}.mesh", f"unknown axis {axis!r}; the axes are data and fsdp")
-        _require(isinstance(size, int) and (size >= 1 or size == -1), f"{prefix}.mesh",
+        _require(type(size) is int and (size >= 1 or size == -1), f"{prefix}.mesh",
                  f"{axis}={size!r}: a device count >= 1, or -1 for the remaining devices")
     _require(list(t.mesh.values()).count(-1) <= 1, f"{prefix}.mesh", "at most one axis may be -1")
 

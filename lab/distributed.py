@@ -37,6 +37,12 @@ def process_group(backend: str = "torch"):
     torn down after it. The JAX backend joins jax.distributed instead when this is one of several
     processes (SLURM tasks, a TPU pod, or JAX_NUM_PROCESSES > 1): world is then JAX's process count."""
     if backend == "jax":
+        if "TORCHELASTIC_RUN_ID" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun's
+            from common.errors import ConfigError
+
+            raise ConfigError("train.backend", "torchrun starts a process per device, each of which would train "
+                                               "the whole run; the JAX backend drives all of a host's devices from "
+                                               "one process (train.mesh): run it without torchrun")
         from lab.jax.sharding import initialize_distributed
 
         rank, world = initialize_distributed()

@@ -61,6 +61,10 @@ def run_single(cfg: RunConfig, run_dir: Path | None = None, *, rank: int = 0, wo
         final = read_final(run_dir)
         log(f"{run_dir}: already finished ({final['status']}); nothing to do")
         return final
+    if cfg.train.backend == "jax":  # the mesh against this machine's devices, before any file is written
+        from lab.jax.train import build_mesh
+
+        build_mesh(cfg)
     from corpora.cache import prepare_corpus  # imported late: a bad config fails before this
 
     corpus = prepare_corpus(cfg.corpus, progress=rank == 0 and sys.stderr.isatty())

@@ -139,19 +139,6 @@ def place_batch(mesh: Mesh, inputs: np.ndarray, targets: np.ndarray) -> tuple[ja
     return _global_array(inputs, sharding), _global_array(targets, sharding)
 
 
-def eval_sharding(mesh: Mesh, rows: int) -> NamedSharding:
-    """An evaluation batch (rows, T): rows split over every device when they divide evenly,
-    otherwise replicated (each device computes the whole batch: evaluation is small, and the
-    last batch of a split, often short, needs no padding or mask)."""
-    return NamedSharding(mesh, P(BATCH_AXES, None) if rows % mesh.devices.size == 0 else P())
-
-
-def place_eval_batch(mesh: Mesh, inputs: np.ndarray, targets: np.ndarray) -> tuple[jax.Array, jax.Array]:
-    """The GLOBAL evaluation batch (rows, T), the same on every process, as eval_sharding places it."""
-    sharding = eval_sharding(mesh, inputs.shape[0])
-    return _global_array(inputs, sharding), _global_array(targets, sharding)
-
-
 def initialize_distributed() -> tuple[int, int]:
     """(process index, process count), joining jax.distributed first when this is one of
     several processes. Call it before anything touches a device (the backend must start
@@ -159,9 +146,9 @@ def initialize_distributed() -> tuple[int, int]:
 
     - JAX_NUM_PROCESSES > 1: explicit, with JAX_COORDINATOR_ADDRESS (host:port, read by JAX
       itself) and JAX_PROCESS_ID (passed through: JAX reads neither count nor id);
-    - SLURM with SLURM_NTASKS > 1 (submitit, launcher.procs_per_run): JAX reads SLURM's
-      variables; it makes each task see one local GPU, SLURM_LOCALID (JAX_LOCAL_DEVICE_IDS
-      overrides that);
+    - an srun step of several tasks, SLURM_STEP_NUM_TASKS > 1 (submitit, launcher.procs_per_run):
+      JAX reads SLURM's variables; it makes each task see one local GPU, SLURM_LOCALID
+      (JAX_LOCAL_DEVICE_IDS overrides that);
     - a Cloud TPU VM: JAX finds the pod's hosts from the TPU metadata (one host: 1 process).
 
     Otherwise nothing is initialised and the answer is (0, 1).
@@ -169,7 +156,9 @@ def initialize_distributed() -> tuple[int, int]:
     if jax.distributed.is_initialized():
         return jax.process_index(), jax.process_count()
     explicit = int(os.environ.get("JAX_NUM_PROCESSES", "1"))
-    slurm = "SLURM_JOB_ID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1
+    # The tasks of an srun step (submitit's), not the allocation: a lone process in a batch script
+    # of a many-task allocation is not one of several, and would wait for peers that never come.
+    slurm = "SLURM_JOB_ID" in os.environ and int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1
     if explicit <= 1 and not slurm and not _on_cloud_tpu():
         return 0, 1
     # Gloo is JAX's default for cross-process collectives on CPU; a config that unset it would

@@ -49,15 +49,34 @@ def select_devices(device: str) -> list:
                                           f"(it has: {jax.default_backend()})") from None
 
 
-def choose_precision(t_precision: str, platform: str) -> Precision:
-    """train.precision for JAX: auto is bf16 matmuls on an accelerator, fp32 on a CPU (XLA's CPU
-    dots gain nothing reliable from bf16); parameters, norms, softmax and loss stay fp32."""
-    device = _PLATFORM_NAMES.get(platform, platform)
+def build_mesh(cfg: RunConfig):
+    """The run's device mesh, checked against its micro batch: a mesh the devices cannot form,
+    or a micro batch that does not split over it, fails here (lab.single_run calls this before
+    the run directory is written) with one line naming the field."""
+    t = cfg.train
+    mesh = sharding.make_mesh(t.mesh, select_devices(t.device))
+    micro = t.micro_batch_size or t.batch_size  # the one-process plan's: the mesh splits it
+    if micro % mesh.size:
+        raise ConfigError("train.micro_batch_size", f"a micro batch of {micro} sequences does not split over "
+                                                    f"the mesh's {mesh.size} devices")
+    return mesh
+
+
+def choose_precision(t_precision: str, device) -> Precision:
+    """train.precision for JAX: auto is bf16 matmuls on a TPU or a GPU that has them (compute
+    capability 8.0 and up, as torch.cuda.is_bf16_supported), fp32 on a CPU (XLA's CPU dots gain
+    nothing reliable from bf16); parameters, norms, softmax and loss stay fp32."""
+    kind = _PLATFORM_NAMES.get(device.platform, device.platform)
     if t_precision != "auto":
-        return Precision(device, t_precision, "set in the config")
-    if device == "cpu":
-        return Precision(device, "fp32", "JAX on a CPU computes in fp32")
-    return Precision(device, "bf16", f"{device.upper()} runs bf16 matmuls natively")
+        return Precision(kind, t_precision, "set in the config")
+    if kind == "cpu":
+        return Precision(kind, "fp32", "JAX on a CPU computes in fp32")
+    if kind == "cuda":
+        capability = getattr(device, "compute_capability", None)
+        if capability is not None and float(capability) < 8.0:
+            return Precision(kind, "fp32", f"GPU lacks bf16 (compute capability {capability})")
+        return Precision(kind, "bf16", "GPU supports bf16")
+    return Precision(kind, "bf16", f"{kind.upper()} runs bf16 matmuls natively")
 
 
 class JaxBackend:
@@ -74,14 +93,11 @@ class JaxBackend:
                  initial_weights: dict | None = None):
         t = cfg.train
         self.cfg, self.corpus, self.sampler, self.plan = cfg, corpus, sampler, plan
-        self.rank, self.world = jax.process_index(), jax.device_count()
-        devices = select_devices(t.device)
-        self.precision = choose_precision(t.precision, devices[0].platform)
+        self.mesh = build_mesh(cfg)
+        devices = list(self.mesh.devices.flat)
+        self.rank, self.world = jax.process_index(), self.mesh.size
+        self.precision = choose_precision(t.precision, devices[0])
         self.device_kind = devices[0].device_kind
-        self.mesh = sharding.make_mesh(t.mesh, devices)
-        if plan.micro_batch % self.mesh.size:  # refused before the model exists, not at the first step
-            raise ConfigError("train.micro_batch_size", f"a micro batch of {plan.micro_batch} sequences does not "
-                                                        f"split over the mesh's {self.mesh.size} devices")
         compute = jnp.bfloat16 if self.precision.dtype == "bf16" else jnp.float32
         # Initialised on the host from the seed, then placed: the same weights on any mesh.
         with jax.default_device(jax.local_devices(backend="cpu")[0]):  # this process's own host
@@ -129,6 +145,8 @@ class JaxBackend:
             return None
         step, state, loop = found
         self.params, self.opt_state = state["params"], state["opt_state"]
+        if step == self.plan.steps:
+            self._complete_final_weights(run_dir)
         return Resumed(step, loop["elapsed_s"], list(loop.get("window_losses", [])), loop.get("log_every"),
                        f"step_{step:08d}")
 
@@ -190,9 +208,22 @@ class JaxBackend:
         self.store.save(step, {"params": self.params, "opt_state": self.opt_state}, loop_state)
         if step == self.plan.steps:
             self.store.wait()
-            weights = self._torch_weights()  # on every process: gathering shards is collective
-            if self.rank == 0:
-                write_weights(run_dir / "checkpoints" / f"step_{step:08d}", weights, {"step": step})
+            self._write_final_weights(run_dir, step)
+
+    def _write_final_weights(self, run_dir: Path, step: int) -> None:
+        weights = self._torch_weights()  # on every process: gathering shards is collective
+        if self.rank == 0:
+            write_weights(run_dir / "checkpoints" / f"step_{step:08d}", weights, {"step": step})
+
+    def _complete_final_weights(self, run_dir: Path) -> None:
+        """A kill after the final orbax checkpoint landed but before its torch-format weights
+        did leaves a run the loop finds finished (it resumes at the last step and saves
+        nothing): the weights are written from the restored state instead, so final.json never
+        points at a checkpoint lab.export cannot read."""
+        step_dir = run_dir / "checkpoints" / f"step_{self.plan.steps:08d}"
+        missing = torch_format.verify(step_dir) is not None if self.rank == 0 else False
+        if self.writer_says(missing):
+            self._write_final_weights(run_dir, self.plan.steps)
 
     def finish(self) -> None:
         if self.store is not None:

@@ -7,7 +7,7 @@ be in the environment before JAX is imported, so each configuration gets its own
 writes OUT_PREFIX.<process index>.json (losses, mesh, per-parameter specs and local shard
 shapes) and, from process 0, OUT_PREFIX.npz (initial and final parameters, gathered).
 ``checks`` adds what needs several devices but no training: other mesh specs, the batch
-divisibility error, evaluation placement.
+divisibility error.
 """
 import json
 import sys
@@ -54,14 +54,7 @@ def device_checks(host_params) -> dict:
         batch_error = None
     except ConfigError as e:
         batch_error = [e.field, e.reason]
-    evals = {}
-    for rows in (8, 6):
-        block = np.arange(rows * 5, dtype=np.int32).reshape(rows, 5)
-        x, _ = sharding.place_eval_batch(mesh, block, block)
-        evals[rows] = {"shards": [list(s.data.shape) for s in x.addressable_shards],
-                       "equal": bool(np.array_equal(np.asarray(x), block))}
-    return {"meshes": meshes, "replicated_on_data": replicated_on_data, "batch_error": batch_error,
-            "eval": evals}
+    return {"meshes": meshes, "replicated_on_data": replicated_on_data, "batch_error": batch_error}
 
 
 def main(mesh_spec: dict | None, out: str, checks: bool = False) -> None:

@@ -17,7 +17,7 @@ WORKER = Path(__file__).with_name("_sharding_worker.py")
 TIMEOUT = 120  # seconds: a hung collective fails the test instead of stalling the suite
 # Set by a launcher or cluster, and read by initialize_distributed: never inherited by a worker.
 _DISTRIBUTED_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "JAX_LOCAL_DEVICE_IDS",
-                     "SLURM_JOB_ID", "SLURM_NTASKS")
+                     "SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS")
 
 
 def worker_env(devices: int = 1, **extra: str) -> dict[str, str]:

@@ -48,10 +48,15 @@ def test_two_processes_train_as_one(runs):
 def test_a_single_process_initialises_nothing(monkeypatch):
     import jax
 
-    for var in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "JAX_COORDINATOR_ADDRESS", "SLURM_JOB_ID", "SLURM_NTASKS"):
+    for var in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "JAX_COORDINATOR_ADDRESS", "SLURM_JOB_ID", "SLURM_NTASKS",
+                "SLURM_STEP_NUM_TASKS"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("SLURM_NTASKS", "1")  # a one-task SLURM job is a single process too
+    # A lone process in a batch script of a 4-task allocation (no srun step of several tasks)
+    # is a single process: it must not wait for three peers that never come.
+    monkeypatch.setenv("SLURM_NTASKS", "4")
     monkeypatch.setenv("SLURM_JOB_ID", "7")
+    assert sharding.initialize_distributed() == (0, 1)
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")  # a one-task step too
     assert sharding.initialize_distributed() == (0, 1)
     assert sharding.initialize_distributed() == (0, 1)
     assert not jax.distributed.is_initialized()

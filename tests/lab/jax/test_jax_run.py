@@ -256,3 +256,25 @@ def test_a_jax_cooldown_branch_equals_the_independent_jax_run(tmp_path, corpus_c
     assert [r["step"] for r in rows_b] == [r["step"] for r in rows_a]
     for key in ("loss", "lr", "grad_norm", "val_loss"):
         assert [r.get(key) for r in rows_b] == pytest.approx([r.get(key) for r in rows_a], abs=1e-6, rel=0), key
+
+
+def test_a_kill_between_the_final_checkpoint_and_its_weights_is_repaired_on_rerun(tmp_path, corpus_cache):
+    """The final orbax checkpoint lands first and the torch-format weights after it: a rerun that
+    finds the first without the second writes them from the restored state, trains nothing, and
+    leaves a run lab.export can read (else final.json would point at unreadable weights)."""
+    from lab.run_model import load_run_model
+
+    cfg = _cfg(corpus_cache, tmp_path, "train.backend=jax", "train.tokens=3200")
+    first = run_single(cfg, log=lambda *_: None)
+    run_dir = _run_dir(tmp_path)
+    final_dir = run_dir / "checkpoints" / f"step_{first['steps']:08d}"
+    reference = load_run_model(run_dir).model.state_dict()
+    (run_dir / "final.json").unlink()  # as if killed right after orbax's rename
+    (final_dir / "meta.json").unlink()
+    (final_dir / "model.safetensors").unlink()
+    again = run_single(cfg, log=lambda *_: None)
+    assert again["final_val_loss"] == pytest.approx(first["final_val_loss"], abs=1e-6)
+    repaired = load_run_model(run_dir).model.state_dict()
+    assert all(torch.equal(repaired[name], value) for name, value in reference.items())
+    assert _rows(run_dir)[-1]["step"] == first["steps"]  # nothing trained again: no new rows
+    assert [r["step"] for r in _rows(run_dir)] == list(range(5, first["steps"] + 1, 5))
