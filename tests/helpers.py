@@ -1,5 +1,6 @@
 """Helpers shared by tests: the entry point as a subprocess, and tiny run settings."""
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,3 +17,15 @@ def run_entry(args: list[str], cwd: Path, timeout: float = 300, **popen) -> subp
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, str(ROOT / "experiments" / "run.py"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout, **popen)
+
+
+def kill_entry_after(args: list[str], cwd: Path, marker: str) -> None:
+    """Run the entry point and SIGKILL it as soon as a line of its output contains `marker`."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "experiments" / "run.py"), *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if marker in line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

@@ -1,12 +1,8 @@
 """The single-run entry point for real: bad input, resume after SIGKILL, skip when finished,
 divergence recorded."""
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +11,7 @@ from common.cli import compose
 from common.errors import ConfigError
 from experiments.run import register
 from lab.sweep.runner import EntryConfig
-from tests.helpers import ROOT, TINY, run_entry
+from tests.helpers import TINY, kill_entry_after, run_entry
 
 
 def _args(cache, out, *extra):
@@ -95,14 +91,7 @@ def test_sigkill_then_rerun_resumes_to_the_same_final_loss(tmp_path, corpus_cach
     assert reference["status"] == "done" and reference["steps"] == 100
 
     # Kill the second run hard, mid-way, at an arbitrary point after some checkpoints exist.
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    cmd = [sys.executable, str(ROOT / "experiments" / "run.py"), *_args(corpus_cache, tmp_path / "b", *common)]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:
-        if " step 35/" in line:
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_entry_after(_args(corpus_cache, tmp_path / "b", *common), tmp_path, " step 35/")
     (run_dir,) = [p for p in (tmp_path / "b").iterdir() if p.is_dir()]
     assert not (run_dir / "final.json").exists()
     # Where the kill lands is up to the scheduler; pin the resume point inside a logging window

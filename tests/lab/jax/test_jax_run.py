@@ -3,10 +3,8 @@ exact resume after SIGKILL, a rerun that trains nothing, and a run directory tha
 the lab (results.csv, lab.export, lab.evaluate) reads as it reads a torch run's."""
 import dataclasses
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +17,7 @@ from common.cli import compose
 from experiments.run import register
 from lab.single_run import resolve, run_single
 from lab.sweep.runner import EntryConfig, base_run_config
-from tests.helpers import ROOT, TINY, run_entry
+from tests.helpers import ROOT, TINY, kill_entry_after, run_entry
 
 # TINY without train.threads (a torch setting the JAX backend refuses).
 JAX_TINY = [a for a in TINY if not a.startswith("train.threads")]
@@ -101,16 +99,9 @@ def test_sigkill_then_rerun_resumes_a_jax_run_to_the_same_numbers(tmp_path, corp
     reference = json.loads((ref_dir / "final.json").read_text())
     assert reference["status"] == "done" and reference["steps"] == 100 and reference["backend"] == "jax"
 
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    cmd = [sys.executable, str(ROOT / "experiments" / "run.py"), *_jax_args(corpus_cache, tmp_path / "b", *common)]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     # Saves are asynchronous, and each waits for the one before: by step 40 (logged after step
     # 35's save began) the save of step 28 is on disk.
-    for line in proc.stdout:
-        if " step 40/" in line:
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_entry_after(_jax_args(corpus_cache, tmp_path / "b", *common), tmp_path, " step 40/")
     run_dir = _run_dir(tmp_path / "b")
     assert not (run_dir / "final.json").exists()
     # Resume from inside a logging window (steps 26-28 of 26-30), as if the kill had landed
