@@ -218,6 +218,18 @@ def test_submitit_jobs_get_this_checkout_and_the_thread_count(monkeypatch):
     assert os.environ["PYTHONPATH"] == "/elsewhere" and "OMP_NUM_THREADS" not in os.environ
 
 
+def test_local_workers_get_one_thread_for_torch_and_xla_and_the_allocator_settings(monkeypatch):
+    from lab.sweep.launchers import WORKER_MALLOC, _project_env
+
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the user's own value stays
+    env = _project_env(1)
+    assert env["OMP_NUM_THREADS"] == "1" and "--xla_cpu_multi_thread_eigen=false" in env["XLA_FLAGS"]
+    assert env["MALLOC_ARENA_MAX"] == "4"
+    assert all(env[name] == value for name, value in WORKER_MALLOC.items() if name != "MALLOC_ARENA_MAX")
+    assert "XLA_FLAGS" not in _project_env(2)  # several threads: XLA's own pool as it is
+
+
 def test_a_rerun_does_not_rescore_runs_whose_corpus_has_no_pairs(tmp_path, monkeypatch):
     """A real corpus has no minimal pairs: its runs never get a "pairs" entry, and every rerun
     verified the corpus and the final checkpoint to find that out again."""
