@@ -1,5 +1,7 @@
 """Helpers shared by tests: the entry point as a subprocess, and tiny run settings."""
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,3 +31,14 @@ def kill_entry_after(args: list[str], cwd: Path, marker: str) -> None:
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def rewind_checkpoints(run_dir: Path, step: int) -> dict[str, int]:
+    """Delete every checkpoint entry newer than `step` (finished, or a half-written temporary:
+    any name holding step_<digits>), as if a kill had landed right after step's save. Returns
+    what was there, name -> step."""
+    entries = {p: int(re.search(r"step_(\d+)", p.name).group(1)) for p in (run_dir / "checkpoints").iterdir()}
+    for path, at in entries.items():
+        if at > step:
+            shutil.rmtree(path)
+    return {path.name: at for path, at in entries.items()}

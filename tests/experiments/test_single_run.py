@@ -1,8 +1,6 @@
 """The single-run entry point for real: bad input, resume after SIGKILL, skip when finished,
 divergence recorded."""
 import json
-import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,7 @@ from common.cli import compose
 from common.errors import ConfigError
 from experiments.run import register
 from lab.sweep.runner import EntryConfig
-from tests.helpers import TINY, kill_entry_after, run_entry
+from tests.helpers import TINY, kill_entry_after, rewind_checkpoints, run_entry
 
 
 def _args(cache, out, *extra):
@@ -98,11 +96,8 @@ def test_sigkill_then_rerun_resumes_to_the_same_final_loss(tmp_path, corpus_cach
     # (steps 26-28 of the window 26-30 done), as if it had landed right after step 28's save.
     # Entries are step_<8 digits>, or .tmp-step_<8 digits>-<pid> while being written (a kill can
     # land mid-write: that one is half-written and goes too).
-    entries = {p: int(re.search(r"step_(\d+)", p.name).group(1)) for p in (run_dir / "checkpoints").iterdir()}
-    assert 28 in entries.values(), sorted(p.name for p in entries)
-    for path, step in entries.items():
-        if step > 28:
-            shutil.rmtree(path)
+    entries = rewind_checkpoints(run_dir, 28)
+    assert 28 in entries.values(), sorted(entries)
 
     resumed = run_entry(_args(corpus_cache, tmp_path / "b", *common), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr

@@ -3,8 +3,6 @@ exact resume after SIGKILL, a rerun that trains nothing, and a run directory tha
 the lab (results.csv, lab.export, lab.evaluate) reads as it reads a torch run's."""
 import dataclasses
 import json
-import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +15,7 @@ from common.cli import compose
 from experiments.run import register
 from lab.single_run import resolve, run_single
 from lab.sweep.runner import EntryConfig, base_run_config
-from tests.helpers import ROOT, TINY, kill_entry_after, run_entry
+from tests.helpers import ROOT, TINY, kill_entry_after, rewind_checkpoints, run_entry
 
 # TINY without train.threads (a torch setting the JAX backend refuses).
 JAX_TINY = [a for a in TINY if not a.startswith("train.threads")]
@@ -106,11 +104,8 @@ def test_sigkill_then_rerun_resumes_a_jax_run_to_the_same_numbers(tmp_path, corp
     assert not (run_dir / "final.json").exists()
     # Resume from inside a logging window (steps 26-28 of 26-30), as if the kill had landed
     # right after step 28's save; anything newer, finished or half-written, goes.
-    entries = {p: int(re.search(r"step_(\d+)", p.name).group(1)) for p in (run_dir / "checkpoints").iterdir()}
-    assert (run_dir / "checkpoints" / "step_00000028").is_dir(), sorted(p.name for p in entries)
-    for path, step in entries.items():
-        if step > 28:
-            shutil.rmtree(path)
+    entries = rewind_checkpoints(run_dir, 28)
+    assert (run_dir / "checkpoints" / "step_00000028").is_dir(), sorted(entries)
 
     resumed = run_entry(_jax_args(corpus_cache, tmp_path / "b", *common), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
