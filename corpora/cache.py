@@ -30,8 +30,8 @@ class PreparedCorpus:
 
     `<cache_dir>/<name>-q<quality>-<hash>/` holds train.bin, val.bin and val_clean.bin (uint16 or
     uint32 ids, documents joined by EOS), tokenizer.json (a copy of the shared one under
-    `tokenizers/`), pairs.jsonl and documents.jsonl (synthetic ground truth), and manifest.json
-    (config, counts, sha256 of every file), written last.
+    `tokenizers/`), pairs.jsonl, facts.jsonl and documents.jsonl (synthetic ground truth), and
+    manifest.json (config, counts, sha256 of every file), written last.
     """
     path: Path
     manifest: dict
@@ -44,6 +44,13 @@ class PreparedCorpus:
     def pairs_path(self) -> Path | None:
         pairs = self.manifest.get("pairs")
         return self.path / pairs["file"] if pairs else None
+
+    @property
+    def facts_path(self) -> Path | None:
+        """The knowledge probes (corpora.synthetic.facts); None for a corpus without them (a
+        real source, or a synthetic one prepared before generator revision 3)."""
+        facts = self.manifest.get("facts")
+        return self.path / facts["file"] if facts else None
 
     @property
     def vocab_size(self) -> int:

@@ -48,6 +48,8 @@ def corpus_stats(corpus: PreparedCorpus) -> dict:
         per = collections.Counter(json.loads(line)["phenomenon"]
                                   for line in open(corpus.pairs_path) if line.strip())
         stats["pairs"] = dict(sorted(per.items()))
+    if m.get("facts"):
+        stats["facts"] = {"n": m["facts"]["n"], "n_two_hop": m["facts"]["n_two_hop"]}
     return stats
 
 
@@ -90,6 +92,8 @@ def format_stats(stats: dict) -> str:
     if "pairs" in stats:
         lines.append(f"minimal pairs: {sum(stats['pairs'].values())} in {len(stats['pairs'])} phenomena: "
                      + ", ".join(f"{k} {v}" for k, v in stats["pairs"].items()))
+    if "facts" in stats:
+        lines.append(f"knowledge probes: {stats['facts']['n']} ({stats['facts']['n_two_hop']} two-hop)")
     return "\n".join(lines)
 
 

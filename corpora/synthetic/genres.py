@@ -15,6 +15,7 @@ from corpora.synthetic.grammar import (
     Grammar,
     NounPhrase,
     conjugate,
+    held_out,
     sentence,
 )
 from corpora.synthetic.lexicon import Noun, article
@@ -111,16 +112,23 @@ class TextbookWriter:
         return make
 
     def _about_thing(self, rng: random.Random, noun: Noun, tense: str) -> str:
-        """A sentence with `noun` as subject (a property) or object (someone handles it)."""
+        """A sentence with `noun` as subject (a property) or object (someone handles it).
+        Built outside `Grammar.clause`, so it redraws held-out clauses itself."""
+        while True:
+            words = self._thing_words(rng, noun, tense)
+            if not held_out(words):
+                return sentence(words)
+
+    def _thing_words(self, rng: random.Random, noun: Noun, tense: str) -> list[str]:
         grammar = self.grammar
         phrase = grammar.noun_phrase(rng, noun, rng.random() < 0.4)
         if rng.random() < 0.4:
-            return sentence(grammar.copula(rng, tense, phrase).words)
+            return grammar.copula(rng, tense, phrase).words
         subject = grammar.animate_subject(rng, name_rate=0.4, animal_rate=0.0)
         frame = ("handle", "craft", "perceive")[int(rng.random() * 3)]
         verb = grammar.verbs[frame](rng)
         words = subject.words + [conjugate(verb, tense, subject.plural)] + phrase.words
-        return sentence(words + grammar.adverbial(rng, 0.4))
+        return words + grammar.adverbial(rng, 0.4)
 
     # --- genres ------------------------------------------------------------------------
 

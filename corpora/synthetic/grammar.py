@@ -3,7 +3,9 @@
 Each clause builder returns a `Clause`: its words (lower case, no final period) and the
 index of its controlled slots (the agreeing verb, the reflexive, the determiner). The
 textbook genres join clauses into sentences; the minimal pairs take the same clauses and
-corrupt one slot, so a good pair sentence is a sentence the generator itself produces.
+corrupt one slot, so a good pair sentence is a sentence the generator itself could produce.
+It never does: pairs are drawn from a held-out slice of the clause space (`held_out`), and
+the training genres redraw any clause that falls in it.
 
 Selection is semantic as well as syntactic: verbs pick subjects and objects of fitting
 classes (people cook food, animals eat what their species eats), adjectives fit their
@@ -12,6 +14,7 @@ noun's class. That is the learnable structure beyond agreement.
 from __future__ import annotations
 
 import random
+import zlib
 from dataclasses import dataclass, field
 
 from corpora.synthetic.lexicon import Lexicon, Noun, Verb, article
@@ -79,6 +82,12 @@ LOCATIVE_KINDS = (("building", 3), ("landscape", 3))
 TIME_ADVERBIALS = ("in the morning", "in the evening", "at night", "every day",
                    "every morning", "in winter", "in summer", "in spring", "in autumn",
                    "after the rain", "every week", "once a year", "during the day")
+# Short clauses ("A dog washed itself.") recur in any large split and make poor held-out pairs;
+# pairs are at least this long, and only clauses this long are held out of training text.
+MIN_PAIR_WORDS = 6
+# One clause in HELD_OUT_BUCKETS (of those long enough) is reserved for minimal pairs. More
+# buckets: fewer training clauses redrawn, but pairs take that many draws each to find.
+HELD_OUT_BUCKETS = 8
 DEMONSTRATIVE_FLIP = {"this": "these", "that": "those", "these": "this", "those": "that"}
 PLURAL_DEMONSTRATIVES = ("these", "those")
 SINGULAR_DEMONSTRATIVES = ("this", "that")
@@ -117,6 +126,14 @@ class Clause:
     slots: dict[str, int] = field(default_factory=dict)  # controlled slot -> word index
     subject: NounPhrase | None = None
     verb: Verb | None = None
+
+
+def held_out(words: list[str]) -> bool:
+    """Whether a clause belongs to the minimal pairs' slice of the clause space: a hash of its
+    text, the same in every process, seed and split, so no training split can write a pair's
+    good sentence (its bad one is ungrammatical: the grammar never writes it anyway)."""
+    return (len(words) >= MIN_PAIR_WORDS
+            and zlib.crc32(" ".join(words).encode()) % HELD_OUT_BUCKETS == 0)
 
 
 def sentence(words: list[str], end: str = ".") -> str:
@@ -426,7 +443,14 @@ class Grammar:
     # --- the generic sentence mix ------------------------------------------------------
 
     def clause(self, rng: random.Random, tense: str, subject: NounPhrase | None = None) -> Clause:
-        """A random clause; with `subject` given, one about that subject."""
+        """A random clause of training text (never a held-out one); with `subject` given, one
+        about that subject."""
+        while True:
+            drawn = self._any_clause(rng, tense, subject)
+            if not held_out(drawn.words):
+                return drawn
+
+    def _any_clause(self, rng: random.Random, tense: str, subject: NounPhrase | None) -> Clause:
         roll = rng.random()
         if subject is None:
             if roll < 0.09:

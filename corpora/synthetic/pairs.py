@@ -3,8 +3,10 @@
 Each pair is a clause the textbook generator itself builds (same `Grammar` methods, same
 lexicon, same surface style) and a copy with exactly one word replaced in its controlled
 slot, which makes it ungrammatical by construction: a flipped determiner, verb number,
-reflexive, tense form, verb valency or licensor. Pairs come from their own random stream,
-so they are held out from every split, and they share the world of the seed.
+reflexive, tense form, verb valency or licensor. Pairs come from their own random stream
+and only from the held-out slice of the clause space (`grammar.held_out`), which no split
+ever writes: a good pair sentence never occurs in training text, and a bad one is
+ungrammatical. Pairs share the world of the seed.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Callable
 from corpora.synthetic.grammar import (
     DEMONSTRATIVE_FLIP,
     FRAME_OBJECTS,
+    HELD_OUT_BUCKETS,
     PAST,
     PLURAL_DEMONSTRATIVES,
     PRESENT,
@@ -22,6 +25,7 @@ from corpora.synthetic.grammar import (
     Grammar,
     NounPhrase,
     conjugate,
+    held_out,
     sentence,
 )
 from corpora.synthetic.lexicon import Lexicon, Noun, load_lexicon
@@ -33,10 +37,6 @@ NUMBER_FLIP = {"is": "are", "are": "is", "was": "were", "were": "was", "has": "h
 # Wrong reflexives: a number mismatch for plurals and itself, gender for himself/herself.
 REFLEXIVE_FLIP = {"himself": ("herself", "themselves"), "herself": ("himself", "themselves"),
                   "itself": ("themselves",), "themselves": ("himself", "herself", "itself")}
-
-# Short clauses ("A dog washed itself.") recur verbatim in any large training split; pairs
-# at least this long almost never do, so the evaluation stays held out.
-MIN_PAIR_WORDS = 6
 
 # (good clause, slot index, wrong word) or None when this draw cannot make a clean pair.
 PairDraft = tuple[Clause, int, str] | None
@@ -218,7 +218,7 @@ def minimal_pairs(seed: int, per_phenomenon: int = 500) -> list[dict]:
         attempts = 0
         while len(seen) < per_phenomenon:
             attempts += 1
-            if attempts > 50 * per_phenomenon + 1000:
+            if attempts > (50 * per_phenomenon + 1000) * HELD_OUT_BUCKETS:
                 raise RuntimeError(f"could not make {per_phenomenon} distinct pairs of "
                                    f"{phenomenon}")
             drafted = build(rng)
@@ -226,7 +226,7 @@ def minimal_pairs(seed: int, per_phenomenon: int = 500) -> list[dict]:
                 continue
             clause, slot, wrong = drafted
             good = sentence(clause.words)
-            if len(clause.words) < MIN_PAIR_WORDS or good in seen or clause.words[slot] == wrong:
+            if not held_out(clause.words) or good in seen or clause.words[slot] == wrong:
                 continue
             bad_words = list(clause.words)
             bad_words[slot] = wrong

@@ -337,16 +337,16 @@ def test_local_keys_cover_exactly_the_files_read(tmp_path):
 
 def test_synthetic_keys_do_not_depend_on_local_data():
     # Pinned: synthetic caches (and the runs that name them) keep their directories until what
-    # they contain changes (last: FORMAT_VERSION 2 and GENERATOR_REVISION 2).
-    assert corpus_key(CorpusConfig()) == "synthetic-q1-5caab8221573"
-    assert tokenizer_key(CorpusConfig()) == "synthetic-v4096-9e309c6b5b18"
+    # they contain changes (last: GENERATOR_REVISION 3, pairs held out of training text, facts).
+    assert corpus_key(CorpusConfig()) == "synthetic-q1-043367ad44a2"
+    assert tokenizer_key(CorpusConfig()) == "synthetic-v4096-0b2ea617e122"
     cfg = CorpusConfig(quality=0.3, vocab_size=320, train_words=12_000)
-    assert (corpus_key(cfg), tokenizer_key(cfg)) == ("synthetic-q0.3-faebdb7e9ff0", "synthetic-v320-cfeaa198144e")
+    assert (corpus_key(cfg), tokenizer_key(cfg)) == ("synthetic-q0.3-3df975cafd48", "synthetic-v320-18096bba4526")
     assert corpus_key(CorpusConfig(quality=1)) == corpus_key(CorpusConfig(quality=1.0))
 
 
 @pytest.mark.parametrize("constant,value,corpus", [
-    ("GENERATOR_REVISION", 3, "synthetic"),        # the generated text changed
+    ("GENERATOR_REVISION", 4, "synthetic"),        # the generated text changed
     ("SYNTHETIC_TOKENIZER_WORDS", 1000, "synthetic"),  # the tokenizer, so every shard, changed
     ("SYNTHETIC_TOKENIZER_QUALITY", 0.25, "synthetic"),
     ("REAL_TOKENIZER_WORDS", 1000, "tinystories"),
