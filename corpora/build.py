@@ -1,5 +1,5 @@
 """Building one prepared corpus into a directory: each split's token shard, the ground-truth
-labels and minimal pairs, and the manifest, written last."""
+labels, minimal pairs and knowledge probes, and the manifest, written last."""
 from __future__ import annotations
 
 import json
@@ -36,9 +36,11 @@ def build(cfg: CorpusConfig, content: dict, tmp: Path, progress: bool, log) -> d
                       "tokenizer": _tokenizer_entry(cfg, tok, tmp, tok_path), "files": {}}
     for split in SPLITS:
         _add_split(cfg, tok, split, tmp, manifest, progress, log)
-    manifest["pairs"] = None
+    manifest["pairs"] = manifest["facts"] = None
     if cfg.name == "synthetic" and cfg.pairs_per_phenomenon > 0:
         _add_pairs(cfg, tmp, manifest)
+    if cfg.name == "synthetic":
+        _add_facts(cfg, tmp, manifest)
     manifest["files"]["tokenizer.json"] = manifest["tokenizer"]["sha256"]
     manifest["seconds"] = round(time.perf_counter() - start, 2)
     manifest["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -56,7 +58,7 @@ def _tokenizer_entry(cfg: CorpusConfig, tok, tmp: Path, cached: Path) -> dict:
 
 def _add_split(cfg: CorpusConfig, tok, split: str, tmp: Path, manifest: dict, progress: bool, log) -> None:
     """Tokenize one split into its shard and record it (and the training labels) in `manifest`."""
-    if split == "val_clean" and cfg.name != "synthetic":
+    if split == "val_clean" and cfg.name != "synthetic" and cfg.heldout_from is None:
         # A real source has one held-out split; it is the clean one by definition.
         manifest["splits"]["val_clean"] = dict(manifest["splits"]["val"])
         return
@@ -68,6 +70,10 @@ def _add_split(cfg: CorpusConfig, tok, split: str, tmp: Path, manifest: dict, pr
     if info["documents"] == 0:  # known only once a streamed split has been read
         raise ConfigError("corpus.path" if cfg.path else "corpus.name",
                           f"the {split} split of {cfg.name} is empty")
+    if docs.parts is not None:  # a mix: what each part realised of this split
+        from corpora.mix import realized_shares
+
+        info["parts"] = realized_shares(docs.parts, tmp, info, manifest["special"]["eos_id"])
     manifest["splits"][split] = info
     manifest["files"][info["file"]] = info["sha256"]
     if split == "train" and docs.labels is not None:
@@ -109,3 +115,14 @@ def _add_pairs(cfg: CorpusConfig, tmp: Path, manifest: dict) -> None:
     manifest["pairs"] = {"file": "pairs.jsonl", "count": len(pairs),
                          "phenomena": sorted({p["phenomenon"] for p in pairs})}
     manifest["files"]["pairs.jsonl"] = write_durably(tmp / "pairs.jsonl", text)
+
+
+def _add_facts(cfg: CorpusConfig, tmp: Path, manifest: dict) -> None:
+    """The world's knowledge probes (lab.choices format), held out like the pairs."""
+    from corpora.synthetic.facts import fact_probes
+
+    probes = fact_probes(cfg.seed)
+    text = "".join(json.dumps(p) + "\n" for p in probes)
+    manifest["facts"] = {"file": "facts.jsonl", "n": len(probes),
+                         "n_two_hop": sum(p["hops"] == 2 for p in probes)}
+    manifest["files"]["facts.jsonl"] = write_durably(tmp / "facts.jsonl", text)

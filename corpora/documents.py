@@ -17,10 +17,21 @@ class SplitDocs:
     # one, train_words=None) is tokenized as it is read, never held in memory whole.
     texts: list[str] | Iterator[str]
     labels: list[dict] | None = None  # per-document ground truth (synthetic only)
+    parts: list[tuple[str, int]] | None = None  # a mix: (part, words) of each document (corpora.mix)
 
 
 def split_documents(cfg: CorpusConfig, split: str, progress: bool) -> SplitDocs:
     """The documents of `split` (train, val or val_clean) as the config asks for them."""
+    if split == "val_clean" and cfg.heldout_from is not None:  # a grid's one held-out set
+        from corpora.config import heldout_corpus
+
+        return split_documents(heldout_corpus(cfg), "val", progress)
+    if cfg.name == "mix":
+        from corpora.mix import mixed_split
+
+        texts, parts = mixed_split(cfg, "train" if split == "train" else "val",
+                                   cfg.train_words if split == "train" else cfg.val_words)
+        return SplitDocs(texts, parts=parts)
     if cfg.name == "synthetic":
         words = cfg.train_words if split == "train" else cfg.val_words
         return _synthetic_split(cfg, split, words, progress)

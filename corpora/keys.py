@@ -45,7 +45,26 @@ def corpus_content(cfg: CorpusConfig) -> dict:
     for field in ("quality", "min_score"):  # 1 and 1.0 are one corpus (Python callers pass either)
         if d[field] is not None:
             d[field] = float(d[field])
+    _nested_content(cfg, d)
     return d
+
+
+def _nested_content(cfg: CorpusConfig, d: dict) -> None:
+    """A mix's parts and the corpora lending a tokenizer or held-out split enter by their content
+    (local data by fingerprint); these fields are left out at their defaults, so that corpora
+    keyed before they existed keep their keys."""
+    from corpora.config import corpus_from
+    from corpora.mix import parts_of
+
+    for field in ("score_field", "parts", "weights", "tokenizer_from", "heldout_from"):
+        if d[field] in (None, {}):
+            d.pop(field)
+    if cfg.parts:
+        d["parts"] = {name: corpus_content(part) for name, part in parts_of(cfg).items()}
+        d["weights"] = {str(name): float(w) for name, w in cfg.weights.items()}
+    for field in ("tokenizer_from", "heldout_from"):
+        if getattr(cfg, field) is not None:
+            d[field] = corpus_content(corpus_from(getattr(cfg, field), cfg, f"corpus.{field}"))
 
 
 def local_data_fingerprint(cfg: CorpusConfig) -> str:
@@ -98,9 +117,18 @@ def content_key(cfg: CorpusConfig) -> str:
     """The corpus key without where local data lies: what run ids carry (lab.runs). The files'
     fingerprint (names relative to corpus.path, sizes, contents) stays, so a directory moved,
     copied or mounted elsewhere names the same runs, and an edited one new runs."""
-    content = corpus_content(cfg)
-    content["path"] = None
-    return corpus_key(cfg, content)
+    return corpus_key(cfg, _located_nowhere(corpus_content(cfg)))
+
+
+def _located_nowhere(content: dict) -> dict:
+    """`content` with every local path (its own, its parts', its lenders') set to None."""
+    out = {**content, "path": None}
+    for field in ("tokenizer_from", "heldout_from"):
+        if field in out:
+            out[field] = _located_nowhere(out[field])
+    if "parts" in out:
+        out["parts"] = {name: _located_nowhere(part) for name, part in out["parts"].items()}
+    return out
 
 
 def tokenizer_key(cfg: CorpusConfig, content: dict | None = None) -> str:
@@ -108,10 +136,15 @@ def tokenizer_key(cfg: CorpusConfig, content: dict | None = None) -> str:
     purpose: every run of a grid must share one tokenizer so its losses compare. The training
     size enters only through the words the tokenizer reads (`tokenizer_words`): fixed for the
     synthetic corpus, capped for a real one, so train_words above the cap share a tokenizer.
-    `content` as for `corpus_key`."""
+    `content` as for `corpus_key`. A corpus with tokenizer_from has that corpus's tokenizer."""
+    if cfg.tokenizer_from is not None:
+        from corpora.config import tokenizer_corpus
+
+        return tokenizer_key(tokenizer_corpus(cfg))
     d = dict(corpus_content(cfg) if content is None else content)
     for field in ("quality", "train_words", "val_words", "pairs_per_phenomenon", "clean"):
         d.pop(field)
+    d.pop("heldout_from", None)  # validation data never trains the tokenizer
     d.update(format=FORMAT_VERSION, words=tokenizer_words(cfg))
     if cfg.name != "synthetic":
         d["revision"] = REAL_TOKENIZER_KEY_REVISION

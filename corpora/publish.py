@@ -2,7 +2,6 @@
 across processes, and a directory that appears whole or not at all."""
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from contextlib import contextmanager
@@ -10,18 +9,16 @@ from pathlib import Path
 from typing import Iterator
 
 from common.files import fsync_path, sha256_file
+from common.locks import held
 
 
 @contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """Serialise preparation of one key across processes (a grid's workers, DDP ranks)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """Serialise preparation of one key across processes (a grid's workers, DDP ranks), also on
+    different nodes: the cache is usually on a shared filesystem, where flock() is unreliable.
+    Waits for the holder; one that died is recognised and its lock broken (common.locks)."""
+    with held(path, wait=True):
+        yield
 
 
 def fresh_temporary(final: Path) -> Path:

@@ -11,7 +11,7 @@ from typing import Iterable, Iterator
 from common.errors import ConfigError
 from common.files import sha256_file
 from corpora import tokenizer as bpe
-from corpora.config import CorpusConfig
+from corpora.config import CorpusConfig, tokenizer_corpus
 from corpora.documents import tokenizer_texts
 from corpora.keys import SYNTHETIC_TOKENIZER_QUALITY, tokenizer_key, tokenizer_words
 from corpora.publish import file_lock, fresh_temporary, publish, write_durably
@@ -21,6 +21,8 @@ from corpora.sources import count_words
 def ensure_tokenizer(cfg: CorpusConfig, progress: bool = False, log=print, *,
                      content: dict | None = None) -> Path:
     """The shared tokenizer of this corpus family, trained once and cached."""
+    if cfg.tokenizer_from is not None:  # a grid's levels share one corpus's tokenizer
+        cfg, content = tokenizer_corpus(cfg), None
     root = Path(cfg.cache_dir) / "tokenizers"
     final = root / tokenizer_key(cfg, content)
     with file_lock(root / f".{final.name}.lock"):

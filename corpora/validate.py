@@ -5,12 +5,12 @@ from __future__ import annotations
 from common.errors import ConfigError
 from corpora import sources
 from corpora import tokenizer as bpe
-from corpora.config import CorpusConfig
+from corpora.config import CorpusConfig, heldout_corpus, tokenizer_corpus
 
 
 def validate_corpus_config(cfg: CorpusConfig) -> None:
     """Every check that needs no data; raises ConfigError naming the field."""
-    known = ("synthetic",) + tuple(sources.SOURCES)
+    known = ("synthetic", "mix") + tuple(sources.SOURCES)
     if cfg.name not in known:
         raise ConfigError("corpus.name", f"unknown corpus {cfg.name!r}; choose one of {', '.join(known)}")
     if not 0.0 <= cfg.quality <= 1.0:
@@ -37,8 +37,28 @@ def validate_corpus_config(cfg: CorpusConfig) -> None:
     if cfg.name == "synthetic":
         if cfg.train_words is None:
             raise ConfigError("corpus.train_words", "the synthetic corpus is generated: give a size in words")
-        for field in ("path", "hub_id", "min_score"):
+        for field in ("path", "hub_id", "min_score", "score_field"):
             if getattr(cfg, field) is not None:
                 raise ConfigError(f"corpus.{field}", "does not apply to the synthetic corpus")
+    elif cfg.name == "mix":
+        from corpora.mix import validate_mix
+
+        validate_mix(cfg)
     else:
         sources.validate_source(cfg)
+    if cfg.name != "mix" and (cfg.parts or cfg.weights):
+        raise ConfigError("corpus.parts" if cfg.parts else "corpus.weights", "only a mix has parts (corpus=mix)")
+    _validate_borrowed(cfg)
+
+
+def _validate_borrowed(cfg: CorpusConfig) -> None:
+    """The corpora whose tokenizer and held-out split this one borrows, checked as corpora of their
+    own (errors named corpus.tokenizer_from.<field>, corpus.heldout_from.<field>)."""
+    for field, derive in (("tokenizer_from", tokenizer_corpus), ("heldout_from", heldout_corpus)):
+        if getattr(cfg, field) is None:
+            continue
+        other = derive(cfg)  # ConfigError for a field that is not a corpus field
+        try:
+            validate_corpus_config(other)
+        except ConfigError as e:
+            raise ConfigError(f"corpus.{field}.{e.field.removeprefix('corpus.')}", e.reason) from None

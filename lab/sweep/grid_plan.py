@@ -26,7 +26,8 @@ def prepare_corpora(planned: list) -> dict:
         key = repr(plan.cfg.corpus)
         if key not in corpora:
             corpus = corpora[key] = prepare_corpus(plan.cfg.corpus, progress=sys.stderr.isatty())
-            print(f"corpus {plan.cfg.corpus.name} (quality {plan.cfg.corpus.quality:g}): {corpus.path}", flush=True)
+            level = plan.axes.get("quality_label") or f"quality {plan.cfg.corpus.quality:g}"
+            print(f"corpus {plan.cfg.corpus.name} ({level}): {corpus.path}", flush=True)
     return corpora
 
 
@@ -194,8 +195,18 @@ def print_plan(entry, planned: list, run_dirs: list[Path], pending: list[Path],
     lines.append(f"estimated wall time: ~{_duration(seconds)} of training ({how}); an estimate, "
                  f"without corpus preparation, pair scoring and the report" if seconds is not None
                  else f"estimated wall time: not estimated ({how})")
+    lines += _quality_levels(planned)
     lines += [f"note: {n}" for n in [*warmup_notes(planned, entry.grid, entry), *notes]]
     print("\n".join(lines), flush=True)
+
+
+def _quality_levels(planned: list) -> list[str]:
+    """A data_quality grid's levels, and the one whose held-out split validates every run."""
+    levels = list(dict.fromkeys(p.axes["quality_label"] for p in planned if p.axes.get("quality_label")))
+    if not levels:
+        return []
+    val = next(p.axes["val_level"] for p in planned if p.axes.get("quality_label"))
+    return [f"quality levels: {', '.join(levels)}; every run validated on the held-out split of: {val}"]
 
 
 def check_plan(entry, planned: list, run_dirs: list[Path], pending: list[Path],

@@ -14,8 +14,10 @@ SUBMITIT_DIR = "submitit"
 JOB_LOG_FILE = "job_log"
 
 COLUMNS = ["run_id", "status", "reason", "params", "non_embedding_params", "tokens", "flops", "quality",
+           "quality_label", "quality_value", "val_level",
            "corpus", "epochs", "final_train_loss", "final_val_loss", "final_val_bpb", "final_val_own_loss",
-           "pairs_acc", "wall_s", "size", "budget_tokens", "compute_budget", "d_model", "n_layers", "n_heads",
+           "pairs_acc", "fact_acc", "fact_acc_2hop", "wall_s", "size", "budget_tokens", "compute_budget",
+           "d_model", "n_layers", "n_heads",
            "n_kv_heads", "attention", "seq_len", "batch_size", "lr", "lr_from", "beta2", "seed", "backend",
            "precision", "code_version"]
 
@@ -48,6 +50,11 @@ def collect(planned: list, run_dirs: list[Path]) -> list[dict]:
             "status": status,
             "reason": reason,
             "quality": cfg.corpus.quality,
+            # data_quality: the level (label, and its number where it has one: quality, min_score,
+            # the first part's share of a mix) and the level whose held-out split validates every run.
+            "quality_label": plan.axes.get("quality_label", ""),
+            "quality_value": "" if plan.axes.get("quality_value") is None else plan.axes["quality_value"],
+            "val_level": plan.axes.get("val_level", ""),
             "corpus": cfg.corpus.name,
             "d_model": cfg.model.d_model,
             "n_layers": cfg.model.n_layers,
@@ -72,6 +79,9 @@ def collect(planned: list, run_dirs: list[Path]) -> list[dict]:
             row[key] = "" if value is None else value
         # The worker's accuracy on the corpus's own synthetic minimal pairs (not the BLiMP benchmark).
         row["pairs_acc"] = "" if final.get("pairs") is None else final["pairs"]
+        # Accuracy on the corpus's multiple-choice knowledge probes (lab.choices), all and two-hop.
+        for key in ("fact_acc", "fact_acc_2hop"):
+            row[key] = "" if final.get(key) is None else final[key]
         if not row["params"]:
             from lab.accounting import (
                 non_embedding_params,

@@ -14,9 +14,11 @@ import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from common.errors import ConfigError
 from lab.config import RunConfig
+from lab.sweep.quality_axes import QualityLevel, quality_levels, val_level_label, validate_axis
 
 KINDS = ("token_budget", "isoflop", "data_quality", "babylm", "lr_sweep")
 SCALES = ("smoke", "cpu", "gpu")
@@ -96,6 +98,18 @@ class GridConfig:
     # Train every cell at each of these seeds (init and data order); null = train.seed alone.
     # The report shows the seed-to-seed spread and its intervals include it.
     seeds: list[int] | None = None
+    # data_quality: the quality axis over real corpora, instead of the synthetic dial (qualities);
+    # at most one of qualities / sources / min_scores / mixtures (see lab.sweep.quality_axes).
+    # sources: corpus preset names or corpus configs (an optional `label` names the level).
+    sources: list[Any] | None = None
+    # min_scores: thresholds on the corpus's score field (corpus=fineweb_edu, or local with corpus.score_field).
+    min_scores: list[float] | None = None
+    # mixtures: weights of corpus=mix's parts, each a number (the first part's share; the others
+    # share the rest as corpus.weights does) or a mapping {part: weight}.
+    mixtures: list[Any] | None = None
+    # data_quality: the level whose held-out split validates every run (its label, or its value);
+    # null = the highest level (the first source listed; the clean split for the synthetic dial).
+    val_level: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +151,8 @@ def validate_grid(grid: GridConfig, axes: ScaleAxes) -> None:
         raise ConfigError("grid.sizes", "sizes are parameter counts and must be > 0")
     if grid.seeds is not None and (not grid.seeds or len(set(grid.seeds)) != len(grid.seeds)):
         raise ConfigError("grid.seeds", f"must be a non-empty list of distinct seeds (or null), got {grid.seeds}")
+    if grid.kind in ("babylm", "lr_sweep"):
+        validate_axis(grid, axes.qualities)  # refuses a quality axis on them
     if grid.kind == "babylm":
         _validate_warmup(grid)
         return  # validate_babylm: its budgets are in words
@@ -149,11 +165,7 @@ def validate_grid(grid: GridConfig, axes: ScaleAxes) -> None:
             raise ConfigError("grid.compute_budgets", "an isoflop grid needs positive compute budgets (FLOPs)")
     elif not axes.budgets or any(b <= 0 for b in axes.budgets):
         raise ConfigError("grid.budgets", "at least one positive token budget is needed")
-    if grid.kind == "data_quality":
-        if len(axes.qualities) < 2:
-            raise ConfigError("grid.qualities", "a data_quality grid needs at least two quality levels")
-        if any(not 0 <= q <= 1 for q in axes.qualities):
-            raise ConfigError("grid.qualities", "quality levels must lie in [0, 1]")
+    validate_axis(grid, axes.qualities)
     _validate_warmup(grid)
 
 
@@ -187,7 +199,9 @@ def expand(base: RunConfig, grid: GridConfig, scale: str) -> list[PlannedRun]:
     if base.train.words is not None:  # it would override every point's token budget alike
         raise ConfigError("train.words", f"a {grid.kind} grid sets each run's budget in tokens; "
                                          "leave train.words unset (it applies to babylm grids)")
-    qualities = axes.qualities if grid.kind == "data_quality" else [base.corpus.quality]
+    levels = (quality_levels(base.corpus, grid, axes.qualities) if grid.kind == "data_quality"
+              else [QualityLevel("", base.corpus.quality, base.corpus)])
+    val_level = val_level_label(levels, grid) if grid.kind == "data_quality" else ""
     tokens_per_step = base.train.batch_size * base.train.seq_len
     if grid.kind != "isoflop":  # (an isoflop budget may be too small for its largest sizes: skipped)
         small = [b for b in axes.budgets if b < tokens_per_step]
@@ -195,16 +209,18 @@ def expand(base: RunConfig, grid: GridConfig, scale: str) -> list[PlannedRun]:
             raise ConfigError("grid.budgets", f"budget {small[0]:g} is below one optimizer step of "
                                               f"{tokens_per_step} tokens (train.batch_size x train.seq_len)")
     planned = []
-    for quality, size in itertools.product(qualities, axes.sizes):
+    for level, size in itertools.product(levels, axes.sizes):
         sized = dataclasses.replace(base, model=dataclasses.replace(base.model, params=float(size)),
-                                    corpus=dataclasses.replace(base.corpus, quality=float(quality)))
+                                    corpus=level.corpus)
         shaped = resolve(dataclasses.replace(sized, train=dataclasses.replace(
             sized.train, tokens=float(max(axes.budgets or [tokens_per_step])))))
         points = _points_of_size(shaped, grid, axes, tokens_per_step)
         warmup = grid_warmup_tokens(shaped, grid, min((steps for _, _, steps in points), default=0) * tokens_per_step)
         for compute, tokens, steps in points:
             train = dataclasses.replace(shaped.train, tokens=float(steps * tokens_per_step), warmup_tokens=warmup)
-            axes_row = {"size": size, "quality": quality, "budget_tokens": tokens}
+            axes_row = {"size": size, "quality": level.corpus.quality, "budget_tokens": tokens}
+            if grid.kind == "data_quality":  # what the level is, and what every level is validated on
+                axes_row.update(quality_label=level.label, quality_value=level.value, val_level=val_level)
             if compute is not None:
                 axes_row["compute_budget"] = compute
             planned.append(PlannedRun(resolve(dataclasses.replace(shaped, train=train)), axes_row))

@@ -266,6 +266,21 @@ def test_fineweb_edu_min_score_filter(tmp_path):
     assert val == [d for d in all_val if d in set(keep)]
 
 
+def test_local_files_filter_on_a_named_score_field(tmp_path):
+    path = tmp_path / "crawl.jsonl"
+    quality = [(i * 7) % 10 / 10 for i in range(len(DOCS))]
+    path.write_text("".join(json.dumps({"body": d, "q": q}) + "\n" for d, q in zip(DOCS, quality)))
+    train, val = both(cfg(name="local", path=str(path), text_field="body", score_field="q", min_score=0.5))
+    assert sorted(train + val) == sorted(d for d, q in zip(DOCS, quality) if q >= 0.5)
+    # The same threshold without a score column to read is refused, naming the field.
+    with pytest.raises(ConfigError) as e:
+        validate_source(cfg(name="local", path=str(path), text_field="body", min_score=0.5))
+    assert e.value.field == "corpus.min_score"
+    with pytest.raises(ConfigError) as e:
+        validate_source(cfg(name="local", path=str(path), text_field="body", score_field="grade", min_score=0.5))
+    assert e.value.field == "corpus.min_score" and "grade" in e.value.reason
+
+
 def test_hub_format_directory_with_validation_split(tmp_path):
     for split, docs in (("train", DOCS[:150]), ("validation", DOCS[150:])):
         with open(tmp_path / f"{split}-00000-of-00001.jsonl", "w", encoding="utf-8") as f:
