@@ -93,15 +93,63 @@ def _load_run(path: Path, snapshot: str | None, device: str | torch.device) -> S
                      "tokens": run.tokens})
 
 
+def load_choices(source: str | Path) -> list[dict]:
+    """The items of a choices .jsonl file; a missing, unreadable or malformed file raises
+    ConfigError("choices", ...)."""
+    from lab.choices import read_choices
+
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError("choices", f"{path} is not a file (give a .jsonl of multiple-choice items)")
+    try:
+        items = read_choices(path)
+    except ValueError as e:
+        raise ConfigError("choices", str(e).splitlines()[0]) from None
+    except OSError as e:
+        raise ConfigError("choices", f"{path} is unreadable ({e.__class__.__name__})") from None
+    if not items:
+        raise ConfigError("choices", f"{path} holds no items")
+    return items
+
+
+def score_path(path: str | Path, *, pairs_source: str | Path | None = None,
+               choices_source: str | Path | None = None, snapshot: str | None = None,
+               device: str | None = None, batch_size: int = 64, details: bool = False) -> dict:
+    """Score a run directory or HF folder on minimal pairs and/or multiple-choice items, loading
+    the model once: {"pairs": score_pairs' dict, "choices": score_choices' dict} (each only when
+    its source is given; each carries the model's description). Both inputs are read before the
+    model is loaded, so a bad file fails fast."""
+    from lab.choices import score_choices
+
+    if pairs_source is None and choices_source is None:
+        raise ConfigError("pairs", "give pairs, choices, or both")
+    pairs = load_pairs(pairs_source) if pairs_source is not None else None
+    if pairs is not None and not pairs:
+        raise ConfigError("pairs", f"{pairs_source} holds no pairs")
+    items = load_choices(choices_source) if choices_source is not None else None
+    device = device or default_device()
+    target = load_scorable(path, snapshot, device)
+    out = {}
+    if pairs is not None:
+        out["pairs"] = score_pairs(target.model, target.tokenizer, pairs, bos_id=target.bos_id, device=device,
+                                   batch_size=batch_size, details=details)
+        out["pairs"].update(target.describe, pairs_source=str(pairs_source))
+    if items is not None:
+        out["choices"] = score_choices(target.model, target.tokenizer, items, bos_id=target.bos_id, device=device,
+                                       batch_size=batch_size, details=details)
+        out["choices"].update(target.describe, choices_source=str(choices_source))
+    return out
+
+
 def evaluate_path(path: str | Path, pairs_source: str | Path, *, snapshot: str | None = None,
                   device: str | None = None, batch_size: int = 64, details: bool = False) -> dict:
     """Score a run directory or HF folder on a pairs file / directory / hub id."""
-    pairs = load_pairs(pairs_source)
-    if not pairs:
-        raise ConfigError("pairs", f"{pairs_source} holds no pairs")
-    device = device or default_device()
-    target = load_scorable(path, snapshot, device)
-    scores = score_pairs(target.model, target.tokenizer, pairs, bos_id=target.bos_id, device=device,
-                         batch_size=batch_size, details=details)
-    scores.update(target.describe, pairs_source=str(pairs_source))
-    return scores
+    return score_path(path, pairs_source=pairs_source, snapshot=snapshot, device=device,
+                      batch_size=batch_size, details=details)["pairs"]
+
+
+def evaluate_choices_path(path: str | Path, choices_source: str | Path, *, snapshot: str | None = None,
+                          device: str | None = None, batch_size: int = 64, details: bool = False) -> dict:
+    """Score a run directory or HF folder on a multiple-choice .jsonl file."""
+    return score_path(path, choices_source=choices_source, snapshot=snapshot, device=device,
+                      batch_size=batch_size, details=details)["choices"]

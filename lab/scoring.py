@@ -14,7 +14,6 @@ from lab.pair_sources import phenomenon_of, read_pairs
 # ---------------------------------------------------------------- sentence log-probabilities
 
 
-@torch.no_grad()
 def sentence_logprobs(model: torch.nn.Module, token_lists: Sequence[Sequence[int]], bos_id: int,
                       device: str | torch.device | None = None, batch_size: int = 64) -> list[float]:
     """Sum over each sentence's tokens of log p(token_t | bos, tokens_<t), in nats (float64 sums).
@@ -25,21 +24,35 @@ def sentence_logprobs(model: torch.nn.Module, token_lists: Sequence[Sequence[int
     positions) and right-padded, which a causal model cannot see; the results come back in
     input order.
     """
+    return continuation_logprobs(model, [()] * len(token_lists), token_lists, bos_id, device, batch_size)
+
+
+@torch.no_grad()
+def continuation_logprobs(model: torch.nn.Module, contexts: Sequence[Sequence[int]],
+                          continuations: Sequence[Sequence[int]], bos_id: int,
+                          device: str | torch.device | None = None, batch_size: int = 64) -> list[float]:
+    """Sum over each continuation's tokens of log p(token | bos, context, continuation tokens
+    before it): sentence_logprobs with a context that is read but not scored (multiple-choice
+    answers after their question). Same precision, batching and order as sentence_logprobs;
+    an empty continuation scores 0.0."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if len(contexts) != len(continuations):
+        raise ValueError(f"{len(contexts)} contexts for {len(continuations)} continuations")
     if device is None:
         device = next(model.parameters()).device
     device = torch.device(device)
     was_training = model.training
     model.eval()
     recast = _upcast_to_float32(model)
-    out = [0.0] * len(token_lists)
-    order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
-    order = [i for i in order if len(token_lists[i]) > 0]
+    sequences = [(list(c), list(t)) for c, t in zip(contexts, continuations)]
+    out = [0.0] * len(sequences)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i][0]) + len(sequences[i][1]))
+    order = [i for i in order if sequences[i][1]]
     try:
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
-            sums = _batch_logprobs(model, [token_lists[i] for i in chunk], bos_id, device)
+            sums = _batch_logprobs(model, [sequences[i] for i in chunk], bos_id, device)
             for row, i in enumerate(chunk):
                 out[i] = sums[row]
     finally:
@@ -59,18 +72,18 @@ def _upcast_to_float32(model: torch.nn.Module) -> list[tuple[torch.Tensor, torch
     return recast
 
 
-def _batch_logprobs(model: torch.nn.Module, sentences: list[Sequence[int]], bos_id: int,
+def _batch_logprobs(model: torch.nn.Module, sequences: list[tuple[list[int], list[int]]], bos_id: int,
                     device: torch.device) -> list[float]:
-    """The log-probability sums of one batch of non-empty sentences."""
-    width = max(len(s) for s in sentences)  # sentence tokens; inputs are 1 longer
-    targets = torch.zeros(len(sentences), width, dtype=torch.long)
-    mask = torch.zeros(len(sentences), width, dtype=torch.bool)
-    for row, sentence in enumerate(sentences):
-        ids = torch.as_tensor(list(sentence), dtype=torch.long)
+    """The log-probability sums of one batch of (context, non-empty continuation) pairs."""
+    width = max(len(c) + len(t) for c, t in sequences)  # sequence tokens; inputs are 1 longer
+    targets = torch.zeros(len(sequences), width, dtype=torch.long)
+    mask = torch.zeros(len(sequences), width, dtype=torch.bool)
+    for row, (context, continuation) in enumerate(sequences):
+        ids = torch.as_tensor(context + continuation, dtype=torch.long)
         targets[row, :len(ids)] = ids
-        mask[row, :len(ids)] = True
-    # inputs: bos then the sentence minus its last token; pads (any id) only after the end
-    inputs = torch.cat([torch.full((len(sentences), 1), bos_id, dtype=torch.long), targets[:, :-1]], dim=1)
+        mask[row, len(context):len(ids)] = True  # only the continuation is scored
+    # inputs: bos then the sequence minus its last token; pads (any id) only after the end
+    inputs = torch.cat([torch.full((len(sequences), 1), bos_id, dtype=torch.long), targets[:, :-1]], dim=1)
     inputs, targets, mask = inputs.to(device), targets.to(device), mask.to(device)
     with torch.autocast(device_type=device.type, enabled=False):
         logits = model(inputs).float()  # (B, T, V), computed in float32

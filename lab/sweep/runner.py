@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.errors import ConfigError, RunLocked
-from corpora.cache import read_manifest
 from lab.accounting import flops_per_token
 from lab.config import RunConfig
 from lab.runs import is_finished, is_locked, run_id, run_lock, write_json
@@ -164,7 +163,8 @@ def _train(entry: EntryConfig, planned: list, run_dirs: list[Path], pending: lis
     print_plan_and_check(entry, all_planned, all_dirs, all_pending)
     for plan, run_dir in zip(all_planned, all_dirs):
         if run_dir in all_pending:
-            write_spec(run_dir, plan.cfg, plan.axes, eval_pairs=entry.grid.eval_pairs and run_dir in pending)
+            write_spec(run_dir, plan.cfg, plan.axes, eval_pairs=entry.grid.eval_pairs and run_dir in pending,
+                       grid={"name": entry.grid.name, "scale": entry.scale})
     trunks_todo = all_pending[:len(all_pending) - len(pending)]
     # One launch: each cell follows its own trunk (a local launcher starts it once the trunk has
     # ended, SLURM holds it with a dependency on the trunk's job); the other runs go meanwhile.
@@ -195,7 +195,9 @@ def _with_trunks(planned: list, run_dirs: list[Path], pending: list[Path], trunk
     pending_set = set(pending)
     needed = [t for t in trunks if any(c in pending_set for c in t.cells) and not is_finished(t.run_dir)]
     needed.sort(key=lambda t: -t.cfg.train.tokens * flops_per_token(t.cfg.model, t.cfg.train.seq_len))  # longest first
-    extra = [PlannedRun(t.cfg, {"size": p.axes.get("size"), "quality": p.axes.get("quality"), "role": "trunk"})
+    extra = [PlannedRun(t.cfg, {"size": p.axes.get("size"), "quality": p.axes.get("quality"),
+                                **{k: p.axes[k] for k in ("quality_label", "val_level") if k in p.axes},
+                                "role": "trunk"})
              for t in needed for p in [planned[run_dirs.index(t.cells[0])]]]
     return extra + planned, [t.run_dir for t in needed] + run_dirs, [t.run_dir for t in needed] + pending
 
@@ -259,21 +261,12 @@ def score_unscored_pairs(run_dirs: list[Path]) -> None:
     """Finished runs that were never scored on the minimal pairs (trained, or reused from a grid
     trained, with grid.eval_pairs=false) are scored now, so every row gets its accuracy."""
     from lab.runs import read_final
-    from lab.sweep.worker import evaluate_pairs
+    from lab.sweep.worker import evaluate_pairs, unscored
 
     for run_dir in run_dirs:
         final = read_final(run_dir) or {}
-        if (final.get("status") == "done" and "pairs" not in final and "pairs_error" not in final
-                and _corpus_may_have_pairs(final)):
+        if final.get("status") == "done" and "pairs_error" not in final and unscored(final):
             evaluate_pairs(run_dir, final)
-
-
-def _corpus_may_have_pairs(final: dict) -> bool:
-    """False when the run's corpus manifest says it has no pairs (a real corpus): scoring would
-    verify the corpus and the checkpoint for nothing, again on every rerun. Read unverified: a
-    damaged or missing manifest is left to the scoring, which reports it."""
-    manifest = read_manifest(final.get("corpus_dir"))
-    return manifest is None or manifest.get("pairs") is not None
 
 
 def _submissions(entry: EntryConfig, planned: list, run_dirs: list[Path], grid_dir: Path) -> int:

@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 
 from common.errors import EXIT_RUN_LOCKED, RunLocked
+from corpora.cache import read_manifest
 from lab.config import RunConfig, run_config_from_dict
 from lab.distributed import process_group
 from lab.runs import write_json
@@ -19,12 +20,14 @@ from lab.runs import write_json
 SPEC = "spec.json"
 
 
-def write_spec(run_dir: Path, cfg: RunConfig, axes: dict, eval_pairs: bool = True) -> None:
-    """eval_pairs: score the corpus' minimal pairs once the run is done (grid.eval_pairs)."""
+def write_spec(run_dir: Path, cfg: RunConfig, axes: dict, eval_pairs: bool = True, grid: dict | None = None) -> None:
+    """eval_pairs: score the corpus' minimal pairs once the run is done (grid.eval_pairs). grid:
+    the grid's name and scale, which a live dashboard groups the run by (lab/loggers.py)."""
     import dataclasses
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / SPEC, {"config": dataclasses.asdict(cfg), "axes": axes, "eval_pairs": eval_pairs})
+    write_json(run_dir / SPEC, {"config": dataclasses.asdict(cfg), "axes": axes, "eval_pairs": eval_pairs,
+                                **({"grid": grid} if grid else {})})
 
 
 def read_spec(run_dir: Path) -> tuple[RunConfig, dict, bool]:
@@ -42,7 +45,7 @@ def run_from_dir(run_dir: str | Path) -> dict:
     with process_group(cfg.train.backend) as (rank, world, wrap):
         try:
             final = run_single(cfg, run_dir, rank=rank, world=world, ddp_wrap=wrap)
-            if eval_pairs and rank == 0 and final.get("status") == "done" and "pairs" not in final:
+            if eval_pairs and rank == 0 and final.get("status") == "done" and unscored(final):
                 final = evaluate_pairs(run_dir, final)
             return final
         except RunLocked:  # another invocation is training it: leave its directory alone
@@ -68,6 +71,18 @@ def evaluate_pairs(run_dir: Path, final: dict) -> dict:
         final = {**final, "pairs_error": reason}
         write_json(run_dir / "final.json", final)
         return final
+
+
+def unscored(final: dict) -> bool:
+    """Whether a finished run lacks a score its corpus offers: minimal pairs ("pairs") or
+    knowledge probes ("fact_acc"). A corpus whose manifest lists neither (a real corpus) is not
+    scored, which would verify the corpus and the checkpoint for nothing on every rerun. Read
+    unverified: a damaged or missing manifest is left to the scoring, which reports it."""
+    manifest = read_manifest(final.get("corpus_dir"))
+    if manifest is None:
+        return "pairs" not in final
+    return ((manifest.get("pairs") is not None and "pairs" not in final)
+            or (manifest.get("facts") is not None and "fact_acc" not in final))
 
 
 def main(argv: list[str]) -> int:

@@ -11,6 +11,7 @@ from lab.hf import to_hf_model
 from lab.model import Llama
 from lab.pair_sources import read_pairs
 from lab.scoring import (
+    continuation_logprobs,
     encode_texts,
     evaluate_pairs_file,
     score_pairs,
@@ -98,6 +99,28 @@ def test_hand_computed_bigram_scores_and_empty_sentence():
     got = sentence_logprobs(model, sentences, bos_id=1, device="cpu", batch_size=2)
     assert got == pytest.approx([float(e) for e in expected], abs=1e-6)
     assert model.training  # the model's mode is restored
+
+
+def test_continuation_logprobs_score_only_the_continuation():
+    torch.manual_seed(0)
+    table = torch.randn(6, 6, dtype=torch.float64) * 2
+    lp = torch.log_softmax(table, dim=-1)
+    got = continuation_logprobs(Bigram(table), [[3, 4], [], [5]], [[5, 2], [4], []], bos_id=1, device="cpu",
+                                batch_size=2)
+    # the context is read (it conditions the first continuation token) but not scored
+    assert got == pytest.approx([float(lp[4, 5] + lp[5, 2]), float(lp[1, 4]), 0.0], abs=1e-6)
+    # on a transformer: log p(context + continuation) - log p(context), with mixed lengths
+    model = tiny_model(seed=7)
+    g = torch.Generator().manual_seed(2)
+    contexts = [torch.randint(3, 300, (n,), generator=g).tolist() for n in (4, 0, 11, 2)]
+    conts = [torch.randint(3, 300, (n,), generator=g).tolist() for n in (3, 6, 1, 9)]
+    whole = sentence_logprobs(model, [c + t for c, t in zip(contexts, conts)], EOS, "cpu")
+    alone = sentence_logprobs(model, contexts, EOS, "cpu")
+    got = continuation_logprobs(model, contexts, conts, EOS, "cpu", batch_size=3)
+    assert got == pytest.approx([w - a for w, a in zip(whole, alone)], abs=1e-4)
+    assert all(g < -1.0 for g in got)
+    with pytest.raises(ValueError, match="2 contexts for 1 continuations"):
+        continuation_logprobs(model, [[1], [2]], [[3]], EOS, "cpu")
 
 
 def _pairs():
