@@ -13,6 +13,7 @@ from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from analysis.approach1 import AllocationLawResult
 from analysis.approach2 import IsoflopResult
@@ -21,6 +22,7 @@ from analysis.approach3_core import HUBER_DELTA, optimal_allocation, optimal_los
 from analysis.intervals import plain_json
 from analysis.pipeline import LevelFits
 from analysis.quality import QualityResult
+from analysis.quality_metrics import ACCURACY_METRICS
 from analysis.references import CHINCHILLA_PUBLISHED, EPOCH_REFIT, TOKENS_PER_PARAM_RULE
 from analysis.table import RunCurve, RunTable
 
@@ -323,6 +325,83 @@ def plot_quality(result: QualityResult, runs: RunTable, directory: Path, name: s
         right.legend(loc="lower right")
         data["multipliers"] = {"levels": levels, "per_level_value": values, "per_level_error": errors,
                                "q_grid": q_grid, "exponential": curve, "exponential_band": band}
+        return save_figure(figure, directory, name, data)
+
+
+def _worth_panel(ax, result: QualityResult) -> list[dict]:
+    """Web tokens one textbook token is worth, per metric, with its interval and permutation p."""
+    effects = result.metric_effects
+    rows = []
+    finite = [e.worth for e in effects if e.worth is not None]
+    top = max([w.high for w in finite if np.isfinite(w.high)] + [w.value for w in finite] + [1.0]) * 2.0
+    bottom = min([w.low for w in finite if w.low > 0] + [w.value for w in finite] + [1.0]) / 2.0
+    for y, effect in zip(range(len(effects) - 1, -1, -1), effects):
+        row = {"metric": effect.metric, "column": effect.column, "verdict": effect.verdict()}
+        if effect.worth is None:
+            ax.text(bottom, y, "  not estimated", va="center", fontsize=7, color="0.4")
+            rows.append(row)
+            continue
+        worth = effect.worth
+        low = worth.low if worth.low > 0 else bottom  # [0, inf]: drawn to the axis ends
+        high = worth.high if np.isfinite(worth.high) else top
+        significant = effect.test is not None and effect.test.significant
+        ax.errorbar([worth.value], [y], xerr=[[max(worth.value - low, 0.0)], [max(high - worth.value, 0.0)]],
+                    fmt="o", color="tab:red" if significant else "0.3", capsize=3, ms=5, mec="black", mew=0.4)
+        p_text = "" if effect.test is None else f"p = {effect.test.p_value:.2g}"
+        ax.annotate(p_text, (worth.value, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
+        rows.append({**row, "value": worth.value, "ci": [worth.low, worth.high],
+                     "p_value": None if effect.test is None else effect.test.p_value})
+    ax.axvline(1.0, color="0.5", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlim(bottom, top)
+    # A decade or two: plain numbers, no crowded minor labels.
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks([t for t in (0.01, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if bottom <= t <= top])
+    ax.set_yticks(range(len(effects)))
+    ax.set_yticklabels([e.metric for e in reversed(effects)])
+    ax.set_ylim(-0.7, len(effects) - 0.3)
+    low_q, high_q = result.levels[0], result.levels[-1]
+    ax.set_xlabel(f"q={low_q:g} tokens one q={high_q:g} token is worth (95% interval)")
+    ax.set_title("Exchange rate by metric (red: p < 0.05)")
+    return rows
+
+
+def plot_metric_effects(result: QualityResult, runs: RunTable, directory: Path,
+                        name: str = "quality_metrics") -> list[Path]:
+    """Left: what one textbook token is worth on the loss and on each accuracy, with the
+    permutation verdict. Then one panel per fitted accuracy: the runs against tokens, one colour per
+    quality level, and the shared-shape logistic fit through each model size."""
+    drawn = [e for e in result.metric_effects if e.fit is not None and e.worth is not None]
+    colours = dict(zip(result.levels, colormaps["cividis"](np.linspace(0.0, 0.9, len(result.levels)))))
+    data: dict = {"figure": name, "levels": list(result.levels), "accuracies": {}}
+    with figure_style():
+        figure, axes = new_figure(width=4.8 * (1 + len(drawn)), height=4.0, columns=1 + len(drawn))
+        data["worth"] = _worth_panel(axes[0], result)
+        for ax, effect in zip(axes[1:], drawn):
+            field = next(m.field for m in ACCURACY_METRICS if m.key == effect.key)
+            values = getattr(runs, field)
+            entry: dict = {"column": effect.column, "link": effect.link, "levels": {}}
+            tokens_grid = np.logspace(np.log10(runs.tokens.min()), np.log10(runs.tokens.max()), 40)
+            for q in result.levels:
+                members = (runs.quality == q) & ~np.isnan(values)
+                ax.scatter(runs.tokens[members], values[members], color=colours[q], s=14, edgecolors="black",
+                           linewidths=0.3, label=f"q = {q:g}")
+                curves = {f"{size:g}": effect.fit.predict(size, tokens_grid, q)
+                          for size in sorted(set(runs.params[members].tolist()))}
+                for curve in curves.values():
+                    ax.plot(tokens_grid, curve, color=colours[q], lw=0.9)
+                entry["levels"][f"{q:g}"] = {"run_ids": [r for r, m in zip(runs.run_ids, members) if m],
+                                             "tokens": runs.tokens[members], "params": runs.params[members],
+                                             "accuracy": values[members], "fit_tokens": tokens_grid,
+                                             "fit_by_params": curves}
+            ax.axhline(effect.fit.chance, color="0.5", lw=0.8, ls=":")
+            ax.set_xscale("log")
+            ax.set_xlabel(TOKENS_LABEL)
+            ax.set_ylabel(f"{effect.metric} accuracy ({effect.column})")
+            ax.set_title(f"{effect.metric}: one line per model size; dotted: chance")
+            ax.legend(loc="upper left")
+            data["accuracies"][effect.key] = entry
         return save_figure(figure, directory, name, data)
 
 

@@ -14,7 +14,8 @@ runs (same size, token count and epochs), the exponent refitted on both, the dif
 "How many web tokens is one textbook token worth" is reported two ways: the joint model's
 budget-independent ratio m(q_high)/m(q_low), and, from the per-level fits at the reference budget,
 the tokens the low-quality surface needs (at the high-quality compute-optimal model size) to reach
-the loss the high-quality optimum reaches, divided by the high-quality optimal tokens.
+the loss the high-quality optimum reaches, divided by the high-quality optimal tokens. The same
+exchange rate on each accuracy, beside the loss's, with its own permutation null: analysis.quality_metrics.
 """
 from __future__ import annotations
 
@@ -31,41 +32,23 @@ from analysis.approach3_core import (
     polish,
     single_threaded_blas,
 )
-from analysis.intervals import Estimate, json_number, percentile_estimate
+from analysis.intervals import Estimate, percentile_estimate
+from analysis.permutation import (
+    SIGNIFICANCE_LEVEL,
+    PermutationTest,
+    matched_groups,
+    relabelings,
+    shuffle_within,
+    two_sided_p,
+)
+from analysis.quality_metrics import LOSS_FORM, MetricEffect, metric_effects
 from analysis.table import InsufficientData, RunTable
 
 # Enough relabelings for a p-value near 0.05 to be read to about +-0.015; each costs four short
 # L-BFGS polishes of two parameters (two exponents, two relabelled levels): about 3 s in all on
 # the CPU data-quality grid.
 DEFAULT_PERMUTATIONS = 200
-SIGNIFICANCE_LEVEL = 0.05
 TESTED_EXPONENTS = ("alpha", "beta")
-
-
-@dataclass(frozen=True)
-class PermutationTest:
-    """An observed difference (high level - low level) against differences under shuffled labels."""
-
-    observed: float
-    # Central 95% range of the null differences, and the two-sided p-value of |observed|.
-    null_low: float
-    null_high: float
-    p_value: float
-    permutations: int
-    # Matched groups whose labels could be shuffled, and the distinct relabelings they allow.
-    matched_groups: int
-    relabelings: float
-
-    @property
-    def significant(self) -> bool:
-        return self.p_value < SIGNIFICANCE_LEVEL
-
-    def to_json(self) -> dict:
-        return {"observed": json_number(self.observed), "null_95": [json_number(self.null_low),
-                                                                    json_number(self.null_high)],
-                "p_value": json_number(self.p_value), "significant": self.significant,
-                "permutations": self.permutations, "matched_groups": self.matched_groups,
-                "relabelings": json_number(self.relabelings)}
 
 
 @dataclass(frozen=True)
@@ -83,6 +66,8 @@ class QualityResult:
     notes: tuple[str, ...] = field(default_factory=tuple)
     # Highest-minus-lowest level difference of each fitted exponent against its permutation null.
     exponent_tests: dict[str, PermutationTest] = field(default_factory=dict)
+    # What a textbook token is worth on the loss and on each accuracy (analysis.quality_metrics).
+    metric_effects: tuple[MetricEffect, ...] = ()
 
 
 def _log_multipliers(result: SurfaceResult, form: str, levels: tuple[float, ...],
@@ -143,29 +128,6 @@ def level_stream(index: int) -> tuple[int, ...]:
     return (index + 1,)
 
 
-def matched_groups(runs: RunTable) -> np.ndarray:
-    """Group index of every run: one group per grid cell (size, token count, and whether it
-    repeated data), so that the runs of a group differ only in their quality label. Not the exact
-    epochs: each quality level's corpus has its own token count, so the same cell of two levels
-    differs in epochs by a few percent (0.0205 against 0.0185), and no group would hold both."""
-    repeated = np.nan_to_num(runs.epochs, nan=0.0) > 1
-    cells = np.round(np.column_stack([np.log10(runs.params), np.log10(runs.tokens), repeated]), 3)
-    return np.unique(cells, axis=0, return_inverse=True)[1].ravel()
-
-
-def _shuffle_within(rng: np.random.Generator, labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    shuffled = labels.copy()
-    for group in np.unique(groups):
-        members = np.flatnonzero(groups == group)
-        shuffled[members] = rng.permutation(labels[members])
-    return shuffled
-
-
-def _relabelings(labels: np.ndarray, groups: np.ndarray) -> float:
-    counts = [(int((groups == g).sum()), int(labels[groups == g].sum())) for g in np.unique(groups)]
-    return float(np.prod([math.comb(size, chosen) for size, chosen in counts]))
-
-
 def _level_objective(runs: RunTable, options: SurfaceOptions) -> HuberLogLossObjective:
     tokens, _, _, _ = build_tokens(runs, replace(options, quality_form=None))
     return HuberLogLossObjective(np.log(runs.params), tokens, np.log(runs.loss))
@@ -199,14 +161,8 @@ def _exponent_differences(pair: RunTable, is_high: np.ndarray, options: SurfaceO
 
 
 def _permutation_summary(observed: float, null: np.ndarray, matched: int, relabelings: float) -> PermutationTest:
-    null = null[np.isfinite(null)]
-    if null.size == 0 or not math.isfinite(observed):
-        return PermutationTest(observed, math.nan, math.nan, math.nan, 0, matched, relabelings)
-    low, high = np.quantile(null, [0.025, 0.975])
-    # Two-sided, counting the observed labelling among the permutations (never exactly 0).
-    p_value = (1.0 + np.sum(np.abs(null) >= abs(observed))) / (1.0 + null.size)
-    return PermutationTest(observed, float(low), float(high), float(p_value), int(null.size), matched,
-                           relabelings)
+    p_value, low, high, drawn = two_sided_p(observed, null)
+    return PermutationTest(observed, low, high, p_value, drawn, matched, relabelings)
 
 
 def exponent_permutation_tests(runs: RunTable, *, seed: int, n_perm: int = DEFAULT_PERMUTATIONS,
@@ -231,10 +187,10 @@ def exponent_permutation_tests(runs: RunTable, *, seed: int, n_perm: int = DEFAU
     with single_threaded_blas(), np.errstate(all="ignore"):
         observed = _exponent_differences(pair, is_high, options, pooled.theta)
         for permutation in range(n_perm):
-            labels = _shuffle_within(rng, is_high, groups)
+            labels = shuffle_within(rng, is_high, groups)
             null[permutation] = _exponent_differences(pair, labels, options, pooled.theta)
-    relabelings = _relabelings(is_high, groups)
-    return {name: _permutation_summary(float(observed[i]), null[:, i], len(mixed), relabelings)
+    count = relabelings(is_high, groups)
+    return {name: _permutation_summary(float(observed[i]), null[:, i], len(mixed), count)
             for i, name in enumerate(TESTED_EXPONENTS)}
 
 
@@ -316,6 +272,9 @@ def run_quality(runs: RunTable, *, budget: float, n_boot: int, seed: int,
             ("params_at_budget", "tokens_at_budget", "tokens_per_param_at_budget")}
         for q, result in per_level.items()}
     exponent_tests, test_notes = _tested_exponents(runs, per_level, seed=seed, n_perm=n_perm, options=options)
+    effects = metric_effects(runs, token_worth[f"joint {LOSS_FORM}"], multipliers[LOSS_FORM], n_boot=n_boot,
+                             seed=seed, n_perm=n_perm, options=options)
     return QualityResult(levels=levels, budget=budget, per_level=per_level, joint=joint,
                          multipliers=multipliers, token_worth=token_worth, allocation=allocation,
-                         notes=tuple(notes + test_notes), exponent_tests=exponent_tests)
+                         notes=tuple(notes + test_notes), exponent_tests=exponent_tests,
+                         metric_effects=effects)

@@ -18,6 +18,7 @@ from analysis.intervals import (
 )
 from analysis.pipeline import LevelFits, TableFits
 from analysis.quality import SIGNIFICANCE_LEVEL, PermutationTest, QualityResult
+from analysis.quality_metrics import ACCURACY_METRICS, LOGISTIC_LINK, MetricEffect
 from analysis.references import (
     CHINCHILLA_FULL_PRECISION,
     CHINCHILLA_PUBLISHED,
@@ -94,6 +95,7 @@ def _quality_json(result: QualityResult) -> dict:
                        for model, per_level in result.allocation.items()},
         "joint_fits": {form: _surface_json(fit) for form, fit in result.joint.items()},
         "exponent_differences": {name: test.to_json() for name, test in result.exponent_tests.items()},
+        "metric_effects": {effect.key: effect.to_json() for effect in result.metric_effects},
         "notes": list(result.notes),
     }
 
@@ -205,6 +207,7 @@ def quality_lines(result: QualityResult) -> list[str]:
         lines.append(f"  tokens at q={low:g} worth one token at q={high:g} ({how}, C={result.budget:.3g}): "
                      f"{estimate.format()}")
     lines += ["  " + line for line in exponent_test_lines(result)]
+    lines += ["  " + line for line in metric_effect_lines(result)]
     lines.append(f"  compute-optimal split at C={result.budget:.3g}:")
     for model, per_level in result.allocation.items():
         for q, values in per_level.items():
@@ -360,6 +363,7 @@ def quality_section(result: QualityResult, figure: str | None) -> list[str]:
                          f"{values['tokens_at_budget'].format()} | "
                          f"{values['tokens_per_param_at_budget'].format()} |")
     lines += exponent_test_section(result)
+    lines += metric_effect_section(result)
     if figure:
         lines += ["", f"![quality]({figure})"]
     return lines + [""]
@@ -380,6 +384,70 @@ def exponent_test_section(result: QualityResult) -> list[str]:
         lines.append(f"| {EXPONENT_LABELS.get(name, name)} | {format_number(test.observed)} | "
                      f"[{format_number(test.null_low)}, {format_number(test.null_high)}] | "
                      f"{format_number(test.p_value, 2)} | {_verdict(test)} |")
+    return lines
+
+
+def _p_text(effect: MetricEffect) -> str:
+    if effect.test is None or math.isnan(effect.test.p_value):
+        return "–"
+    return format_number(effect.test.p_value, 2)
+
+
+def _interval_text(estimate: Estimate) -> str:
+    if estimate.replicates == 0:
+        return "no interval"
+    return f"[{format_number(estimate.low)}, {format_number(estimate.high)}]"
+
+
+def metric_effect_lines(result: QualityResult) -> list[str]:
+    """One line per metric: what a textbook token is worth there, its interval, p and verdict."""
+    low, high = result.levels[0], result.levels[-1]
+    lines = []
+    for effect in result.metric_effects:
+        head = f"{effect.metric}: tokens at q={low:g} worth one token at q={high:g}: "
+        if effect.worth is None:
+            lines.append(head + effect.verdict())
+            continue
+        lines.append(head + f"{effect.worth.format()}; permutation p = {_p_text(effect)}: {effect.verdict()}")
+    return lines
+
+
+def metric_effect_section(result: QualityResult) -> list[str]:
+    """The side-by-side table: what one textbook token is worth in loss and in each accuracy."""
+    if not result.metric_effects:
+        return []
+    low, high = result.levels[0], result.levels[-1]
+    tested = [e.test for e in result.metric_effects if e.test is not None]
+    chances = ", ".join(f"{metric.name} {metric.chance:g}" for metric in ACCURACY_METRICS)
+    lines = ["", "### What one textbook token is worth, by metric", "",
+             f"m: the q={low:g} tokens one q={high:g} token is worth, m(q={high:g}) / m(q={low:g}) with "
+             "D_eff = m(q) D and one shape shared by every level, on the loss and on each accuracy alike. "
+             f"Loss: the joint per-level surface above. Accuracies: {LOGISTIC_LINK} ({chances}), "
+             "acc = c + (1 - c) sigmoid(k0 + kN ln N + kD ln D + s(q)), m(q) = exp(s(q) / kD): accuracy against "
+             "tokens with a shared size term, least squares over cells. Intervals: 95% percentile bootstrap, "
+             "cells resampled (within each level for the accuracies); [0, inf] where refits in more than one "
+             "tail find no rise of accuracy with tokens. p: label-permutation null, the quality labels "
+             "shuffled among the runs of one size and token count"
+             + (f" ({tested[0].matched_groups} groups, {tested[0].permutations} shuffles)" if tested else "")
+             + ", each shuffle refitted from a fit with every level pooled; a difference is reported only "
+             f"when p < {SIGNIFICANCE_LEVEL:g}.", "",
+             f"| metric | m: q={low:g} tokens per q={high:g} token | 95% interval | permutation p | verdict |",
+             "| --- | --- | --- | --- | --- |"]
+    for effect in result.metric_effects:
+        if effect.worth is None:
+            lines.append(f"| {effect.metric} | – | – | – | {effect.verdict()} |")
+            continue
+        lines.append(f"| {effect.metric} | {format_number(effect.worth.value)} | {_interval_text(effect.worth)} | "
+                     f"{_p_text(effect)} | {effect.verdict()} |")
+    lines.append("")
+    loss_cells = result.metric_effects[0].run_ids
+    for effect in result.metric_effects:
+        if effect.run_ids:
+            cells = (f"the same {len(loss_cells)} cells as the loss" if effect is not result.metric_effects[0]
+                     and effect.run_ids == loss_cells else
+                     f"{len(effect.run_ids)} cells: " + ", ".join(f"`{r}`" for r in effect.run_ids))
+            lines.append(f"- {effect.metric} (`{effect.column}`): {cells}")
+        lines += [f"- {effect.metric}: {note}" for note in effect.notes]
     return lines
 
 

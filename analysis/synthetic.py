@@ -179,3 +179,31 @@ def write_grid(grid_dir: Path, rows: list[dict], surface: TrueSurface, *, logged
                 handle.write(json.dumps(record) + "\n")
         (run_dir / "final.json").write_text(json.dumps({"val_loss": final, "status": row["status"]}))
     return grid_dir
+
+
+@dataclass(frozen=True)
+class TrueAccuracy:
+    """An accuracy with a known effective-data multiplier, the link analysis.quality_metrics fits:
+    acc = chance + (1 - chance) sigmoid(intercept + size_slope ln(N/1e5) + data_slope ln(D_eff/1e6)),
+    D_eff = m(q) D with log m(q) = quality_gamma (1 - q), as TrueSurface's loss."""
+
+    chance: float = 0.5
+    intercept: float = 0.0
+    size_slope: float = 0.8
+    data_slope: float = 0.8
+    quality_gamma: float = 0.0
+
+    def accuracy(self, params, tokens, quality=1.0) -> np.ndarray:
+        log_tokens = np.log(np.asarray(tokens, dtype=float) / 1e6) + self.quality_gamma * (1.0 - np.asarray(quality))
+        logit = self.intercept + self.size_slope * np.log(np.asarray(params, dtype=float) / 1e5) \
+            + self.data_slope * log_tokens
+        return self.chance + (1.0 - self.chance) / (1.0 + np.exp(-logit))
+
+
+def with_accuracy(rows: list[dict], column: str, truth: TrueAccuracy, *, noise: float = 0.01,
+                  seed: int = 0) -> list[dict]:
+    """The rows with `column` set to the truth's accuracy at each row's N, D and quality, plus
+    noise * standard normal (a run's accuracy over a few thousand items moves by about 0.01)."""
+    rng = np.random.default_rng([seed, 7])
+    return [{**row, column: float(truth.accuracy(row["params"], row["tokens"], row["quality"])
+                                  + noise * rng.standard_normal())} for row in rows]

@@ -25,6 +25,11 @@ PARAMS_COLUMNS = ("params", "non_embedding_params")
 BUDGET_COLUMN = "compute_budget"
 PAIRS_COLUMN = "pairs_acc"
 LEGACY_PAIRS_COLUMN = "blimp_acc"
+# Accuracy on the synthetic world's facts (one hop, two hops); absent from tables written before.
+FACT_COLUMNS = ("fact_acc", "fact_acc_2hop")
+# The numeric level of any quality axis; where a row has none, the synthetic dial `quality` is read.
+QUALITY_VALUE_COLUMN = "quality_value"
+QUALITY_LABEL_COLUMN = "quality_label"
 DONE = "done"
 # Columns that are a run's outcome or bookkeeping, not where it sits in the grid. Every other
 # column (corpus, lr, batch_size, ...) must agree for two runs to be seeds of one cell: a column
@@ -32,7 +37,7 @@ DONE = "done"
 # merge two settings, e.g. the learning rates of an lr sweep, into one mean.
 SETTING_EXCLUDES = frozenset({"run_id", "seed", "status", "reason", "code_version", "wall_s", "flops",
                               *LOSS_COLUMNS, "final_train_loss", "final_val_bpb", "final_val_own_loss",
-                              PAIRS_COLUMN, LEGACY_PAIRS_COLUMN})
+                              PAIRS_COLUMN, LEGACY_PAIRS_COLUMN, *FACT_COLUMNS})
 
 
 class InsufficientData(Exception):
@@ -57,6 +62,9 @@ class RunTable:
     compute_budget: np.ndarray
     # Accuracy on the run's own synthetic minimal pairs (not the BLiMP benchmark); NaN when unscored.
     pairs_acc: np.ndarray
+    # Accuracy on the world's facts, one hop and two hops (FACT_COLUMNS); NaN when not recorded.
+    fact_acc: np.ndarray
+    fact_acc_2hop: np.ndarray
     # The run's training seed (init and data order); NaN when not recorded.
     seed: np.ndarray
     # Every other recorded coordinate of the run (corpus, learning rate, shape, ...) as one text:
@@ -114,7 +122,7 @@ class RunTable:
 
     def cell_means(self) -> RunTable:
         """One row per cell, in order of first appearance: its first run's id and coordinates, and
-        the mean over its seeds of the loss (and of FLOPs and minimal-pair accuracy); the table
+        the mean over its seeds of the loss (and of FLOPs and each accuracy); the table
         itself when every cell has one run.
 
         Every fit takes these points: a cell enters once at its seeds' mean, so replicates can
@@ -126,16 +134,21 @@ class RunTable:
             return self
         seeds = np.bincount(cells)
         first_runs = np.unique(cells, return_index=True)[1]
-        scored = ~np.isnan(self.pairs_acc)
-        with np.errstate(invalid="ignore"):  # a cell with no scored run: NaN, as for one run
-            pairs = (np.bincount(cells, np.where(scored, self.pairs_acc, 0.0))
-                     / np.bincount(cells, scored.astype(float)))
+        accuracies = {}
+        for name in _ACCURACY_FIELDS:
+            values = getattr(self, name)
+            scored = ~np.isnan(values)
+            with np.errstate(invalid="ignore"):  # a cell with no scored run: NaN, as for one run
+                accuracies[name] = (np.bincount(cells, np.where(scored, values, 0.0))
+                                    / np.bincount(cells, scored.astype(float)))
         return replace(self.subset(first_runs), loss=np.bincount(cells, self.loss) / seeds,
-                       flops=np.bincount(cells, self.flops) / seeds, pairs_acc=pairs,
+                       flops=np.bincount(cells, self.flops) / seeds, **accuracies,
                        seed=np.where(seeds == 1, self.seed[first_runs], np.nan))
 
 
-_ARRAY_FIELDS = ("params", "tokens", "flops", "loss", "quality", "epochs", "compute_budget", "pairs_acc", "seed")
+_ACCURACY_FIELDS = ("pairs_acc", "fact_acc", "fact_acc_2hop")
+_ARRAY_FIELDS = ("params", "tokens", "flops", "loss", "quality", "epochs", "compute_budget", *_ACCURACY_FIELDS,
+                 "seed")
 
 
 def concat_runs(tables: list[RunTable]) -> RunTable:
@@ -182,6 +195,21 @@ def read_table(path: str | Path, params_column: str = "params") -> LoadedTable:
     return table_from_rows(rows, header, source=str(path), params_column=params_column)
 
 
+def _quality_levels(rows: list[dict[str, str]], header: list[str], column) -> np.ndarray:
+    """Each row's quality level as a number: `quality_value` where the axis has one (the synthetic
+    dial, a score threshold, a mixture's share); the synthetic dial `quality` for tables written
+    before that column. A level named by `quality_label` alone (grid.sources: no number) gets its
+    rank, the first label listed 1 (the grid's reference level) down to the last 0, so sources
+    are told apart instead of all reading as quality 1 (a real corpus's dial)."""
+    quality = column(QUALITY_VALUE_COLUMN)
+    labels = [(row.get(QUALITY_LABEL_COLUMN) or "").strip() for row in rows]
+    ranked = list(dict.fromkeys(label for label, value in zip(labels, quality) if label and np.isnan(value)))
+    if len(ranked) > 1:
+        rank = {label: 1.0 - i / (len(ranked) - 1) for i, label in enumerate(ranked)}
+        quality = np.array([rank.get(label, value) for label, value in zip(labels, quality)])
+    return np.where(np.isnan(quality), column("quality"), quality)
+
+
 def table_from_rows(rows: list[dict[str, str]], header: list[str], *, source: str,
                     params_column: str = "params") -> LoadedTable:
     """Only rows with status "done" (or no status column) and a finite positive loss, size and token
@@ -213,9 +241,11 @@ def table_from_rows(rows: list[dict[str, str]], header: list[str], *, source: st
     flops = np.where(np.isfinite(flops) & (flops > 0), flops, FLOPS_PER_PARAM_TOKEN * params * tokens)
     epochs = column("epochs", 1.0)
     epochs = np.where(np.isfinite(epochs) & (epochs > 0), epochs, 1.0)
+    quality = _quality_levels(rows, header, column)
     everything = RunTable(run_ids=run_ids, params=params, tokens=tokens, flops=flops, loss=loss,
-                          quality=column("quality"), epochs=epochs,
+                          quality=quality, epochs=epochs,
                           compute_budget=column(BUDGET_COLUMN), pairs_acc=column(_pairs_column(header)),
+                          fact_acc=column(FACT_COLUMNS[0]), fact_acc_2hop=column(FACT_COLUMNS[1]),
                           seed=column("seed"), setting=tuple(_setting(row, header) for row in rows))
 
     keep, excluded = [], []

@@ -113,6 +113,19 @@ def quality_multiplier(name: str, keys: list[str], ctx: Context, directory: Path
     return _missing(name, directory, f"no quality fit: {reason}", ctx.tables[key].runs.run_ids)
 
 
+def quality_metrics(name: str, keys: list[str], ctx: Context, directory: Path):
+    """What a textbook token is worth on the loss and on each accuracy, and the accuracy fits
+    (analysis.figures.plot_metric_effects)."""
+    key = _one(keys, "quality_metrics")
+    fits = ctx.fits[key]
+    if fits is not None and fits.quality is not None:
+        runs = ctx.tables[key].runs
+        graded = runs.subset(~np.isnan(runs.quality))
+        return analysis_figures.plot_metric_effects(fits.quality, graded, directory, name), list(graded.run_ids)
+    reason = ctx.fit_json[key].get("skipped") or (ctx.fit_json[key].get("quality") or {}).get("skipped", "")
+    return _missing(name, directory, f"no quality fit: {reason}", ctx.tables[key].runs.run_ids)
+
+
 def _missing(name: str, directory: Path, message: str, run_ids) -> tuple[list[Path], list[str]]:
     with figure_style():
         figure, (ax,) = new_figure(width=6.4, height=2.4)
@@ -208,6 +221,7 @@ def loss_vs_compute(name: str, keys: list[str], ctx: Context, directory: Path):
 
 
 FIGURES: dict[str, Callable] = {"loss_by_quality": loss_by_quality, "quality_multiplier": quality_multiplier,
+                                "quality_metrics": quality_metrics,
                                 "tokens_per_param": tokens_per_param, "allocation": allocation,
                                 "loss_vs_compute": loss_vs_compute}
 
@@ -246,6 +260,33 @@ def token_worth_table(keys: list[str], ctx: Context) -> str:
             continue
         for how, estimate in worth.items():
             lines.append(f"| {key} | {how} | {_estimate_cell(estimate)} |")
+    return "\n".join(lines)
+
+
+def quality_effects_table(keys: list[str], ctx: Context) -> str:
+    """What one textbook token is worth in loss and in each accuracy, side by side, with the
+    permutation verdict (analysis.quality_metrics)."""
+    lines = ["| grid | metric | web tokens per textbook token | 95% interval | permutation p | verdict | link |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for key in keys:
+        quality = ctx.fit_json[key].get("quality") or {}
+        effects = quality.get("metric_effects")
+        if not effects:
+            reason = quality.get("skipped") or ctx.fit_json[key].get("skipped") or "no quality fit"
+            lines.append(f"| {key} | – | – | – | – | not estimated: {reason} | – |")
+            continue
+        for effect in effects.values():
+            worth = effect.get("web_tokens_per_textbook_token")
+            if worth is None:
+                lines.append(f"| {key} | {effect['metric']} | – | – | – | {effect['verdict']} | "
+                             f"{effect['link']} |")
+                continue
+            value = _estimate_cell({**worth, "replicates": 0}).removesuffix(" [no interval]")
+            interval = _estimate_cell(worth).removeprefix(value + " ")
+            test = effect.get("permutation") or {}
+            p_value = "–" if test.get("p_value") is None else format_number(float(test["p_value"]), 2)
+            lines.append(f"| {key} | {effect['metric']} | {value} | {interval} | {p_value} | {effect['verdict']} | "
+                         f"{effect['link']} |")
     return "\n".join(lines)
 
 
@@ -289,7 +330,8 @@ def runs_table(keys: list[str], ctx: Context) -> str:
     return "\n".join(lines)
 
 
-TABLES: dict[str, Callable] = {"token_worth": token_worth_table, "surface": surface_table, "runs": runs_table}
+TABLES: dict[str, Callable] = {"token_worth": token_worth_table, "quality_effects": quality_effects_table,
+                               "surface": surface_table, "runs": runs_table}
 
 
 def tabulate(kind: str, keys: list[str], ctx: Context) -> str:

@@ -15,6 +15,7 @@ import math
 import re
 
 from analysis.intervals import format_number
+from analysis.quality_metrics import ACCURACY_METRICS
 from analysis.references import CHINCHILLA_PUBLISHED, EPOCH_REFIT, TOKENS_PER_PARAM_RULE
 from common.errors import ConfigError
 
@@ -121,6 +122,7 @@ def numbers(fit_json: dict, ctx) -> dict[str, str]:
         split = optimal_allocation(ctx.budget, law.A, law.B, law.alpha, law.beta)
         out[f"{label}.tpp"] = format_number(float(split.tokens_per_param))
     out["rule.tpp"] = f"{TOKENS_PER_PARAM_RULE:g}"
+    out.update({f"chance.{metric.key}": f"{metric.chance:g}" for metric in ACCURACY_METRICS})
     total = 0
     for key, fits in fit_json.items():
         table = ctx.tables[key]
@@ -176,6 +178,64 @@ def _quality_numbers(key: str, fits: dict) -> dict[str, str]:
     for name in EXPONENT_WORDS:
         out[f"{key}.diff.{name}"] = _difference_text(tests.get(name), untested)
     out[f"{key}.exponents.verdict"] = _exponents_verdict(tests, untested, low_q, high_q)
+    out.update(_effect_numbers(key, quality.get("metric_effects") or {}, reason))
+    return out
+
+
+# The metrics of analysis.quality_metrics, as the text names them.
+EFFECT_METRICS = {"loss": "loss", "pairs": "minimal pairs", "facts": "facts", "facts_2hop": "two-hop facts"}
+
+
+def _effect_verdict(effect: dict) -> str:
+    """The permutation test's verdict in words; only p < 0.05 is called a difference."""
+    test = effect.get("permutation")
+    if not test or test.get("p_value") is None:
+        return "not tested"
+    p = f"permutation p = {format_number(_float(test['p_value']), 2)}"
+    if not test.get("significant"):
+        return f"{p}: no difference beyond shuffled labels"
+    better = "textbook" if _float(effect["web_tokens_per_textbook_token"]["value"]) > 1 else "web"
+    return f"{p}: a difference, {better} tokens worth more"
+
+
+def _effect_numbers(key: str, effects: dict, reason: str) -> dict[str, str]:
+    """What one textbook token is worth on each metric, its p and verdict, and one sentence of all."""
+    out: dict[str, str] = {}
+    clauses, estimated, tested, different, untested = [], [], [], [], []
+    for metric, words in EFFECT_METRICS.items():
+        effect = effects.get(metric) or {}
+        missing = effect.get("skipped") or (reason if not effects else "not in this build's fits")
+        worth = estimate_text(effect.get("web_tokens_per_textbook_token"), missing)
+        if "web_tokens_per_textbook_token" not in effect:
+            out[f"{key}.effect.{metric}"], out[f"{key}.effect.{metric}.verdict"] = worth, "not estimated"
+            clauses.append(f"in {words}, {worth}")
+            continue
+        verdict = _effect_verdict(effect)
+        out[f"{key}.effect.{metric}"], out[f"{key}.effect.{metric}.verdict"] = worth, verdict
+        clauses.append(f"in {words}, {worth} web tokens ({verdict})")
+        estimated.append(words)
+        test = effect.get("permutation") or {}
+        if test.get("p_value") is None:
+            untested += [n.split(": ", 1)[-1] for n in effect.get("notes", []) if n.startswith("no permutation test")]
+            continue
+        tested.append(words)
+        if test.get("significant"):
+            different.append(words)
+    out[f"{key}.effects.sentence"] = "One textbook token is worth: " + "; ".join(clauses) + "."
+    if not estimated:
+        verdict = "These runs support no exchange rate on any metric."
+    elif not tested:
+        why = f" ({untested[0]})" if untested else ""
+        verdict = f"No exchange rate could be held against shuffled quality labels{why}."
+    elif len(different) == len(tested):
+        verdict = f"On every metric tested ({', '.join(tested)}) the exchange rate stands out from shuffled labels."
+    elif different:
+        verdict = (f"Only on {' and '.join(different)} does the exchange rate stand out from shuffled quality "
+                   f"labels; on {' and '.join(w for w in tested if w not in different)} it does not.")
+    else:
+        verdict = (f"On no metric tested ({', '.join(tested)}) does the exchange rate stand out from shuffled "
+                   "quality labels: these runs show no difference between the two grades of data there.")
+    out[f"{key}.effects.verdict"] = verdict
     return out
 
 

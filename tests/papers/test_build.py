@@ -47,8 +47,8 @@ def test_build_writes_manifest_and_rebuilds_identically_without_training(tmp_pat
     paper_dir = out / "papers" / SLUG
     manifest = json.loads((paper_dir / "manifest.json").read_text())
 
-    spec_figures = ["loss_by_quality", "quality_multiplier", "tokens_per_param", "token_budget_allocation",
-                    "token_budget_loss"]
+    spec_figures = ["loss_by_quality", "quality_multiplier", "quality_metrics", "tokens_per_param",
+                    "token_budget_allocation", "token_budget_loss"]
     assert sorted(manifest["figures"]) == sorted(spec_figures)
     all_runs = {r for grid in manifest["grids"].values() for r in grid["runs"]}
     assert len(manifest["grids"]["data_quality"]["runs"]) == 4 and len(manifest["grids"]["token_budget"]["runs"]) == 1
@@ -62,7 +62,7 @@ def test_build_writes_manifest_and_rebuilds_identically_without_training(tmp_pat
     for name in spec_figures:
         files = manifest["figures"][name]["files"]
         assert {f"figures/{name}.{s}" for s in ("png", "pdf", "json")} == set(files)
-    assert set(manifest["tables"]) == {"token_worth", "surface", "runs"}
+    assert set(manifest["tables"]) == {"token_worth", "quality_effects", "surface", "runs"}
     paper = (paper_dir / "paper.md").read_text()
     assert "{{" not in paper and "figures/loss_by_quality.png" in paper
     assert "scale=smoke" in paper and "not estimated" in paper  # too few runs to fit, and it says so
@@ -103,18 +103,25 @@ def test_results_text_is_filled_from_the_fits(tmp_path):
 
     from analysis.pipeline import FitRequest, fit_table
     from analysis.report_text import fits_to_json
-    from analysis.synthetic import TrueSurface, isoflop_rows, write_grid
+    from analysis.synthetic import TrueAccuracy, TrueSurface, isoflop_rows, with_accuracy, write_grid
     from analysis.table import read_table
 
     surface = TrueSurface(quality_gamma=-1.0)
-    grids = {"data_quality": isoflop_rows(surface, [1e13, 1e14, 1e15], sizes_per_budget=5, noise=0.01, seed=0,
-                                          qualities=(0.0, 1.0)),
+    # Both levels on the same (N, D) cells, as a data-quality grid trains them; minimal pairs with a
+    # textbook token worth e web tokens, facts with no quality effect, and no two-hop facts column.
+    quality_rows = isoflop_rows(surface, [1e13, 1e14, 1e15], sizes_per_budget=5, noise=0.01, seed=0,
+                                qualities=(0.0, 1.0), centre_quality=1.0)
+    quality_rows = with_accuracy(quality_rows, "pairs_acc", TrueAccuracy(intercept=-2.5, size_slope=0.4,
+                                                                         data_slope=0.4, quality_gamma=-1.0), seed=0)
+    quality_rows = with_accuracy(quality_rows, "fact_acc", TrueAccuracy(chance=0.25, intercept=-3.0,
+                                                                        size_slope=0.3, data_slope=0.3), seed=1)
+    grids = {"data_quality": quality_rows,
              "token_budget": isoflop_rows(surface, [1e13, 1e14, 1e15], sizes_per_budget=5, noise=0.01, seed=1)}
     tables, fits, fit_json, dirs = {}, {}, {}, {}
     for key, rows in grids.items():
         dirs[key] = write_grid(tmp_path / key, rows, surface, logged_steps=3)
         tables[key] = read_table(dirs[key] / "results.csv")
-        fits[key] = fit_table(tables[key], FitRequest(n_boot=8, seed=0, budget=1e14))
+        fits[key] = fit_table(tables[key], FitRequest(n_boot=40, seed=0, budget=1e14, n_perm=40))
         fit_json[key] = json.loads(json.dumps(fits_to_json(fits[key])))
     ctx = paper_kinds.Context(tables=tables, fits=fits, fit_json=fit_json, grid_dirs=dirs, budget=1e14, scale="cpu")
     spec = __import__("yaml").safe_load((ROOT / "papers" / SLUG / "paper.yaml").read_text())
@@ -128,7 +135,21 @@ def test_results_text_is_filled_from_the_fits(tmp_path):
     values = paper_text.numbers(fit_json, ctx)
     text = paper_text.fill((ROOT / "papers" / SLUG / "paper.md").read_text(), values, figures=figures,
                            captions={}, tables=tables_md)
-    assert "{{" not in text and "not estimated (" not in text
+    assert "{{" not in text
+    # The only metric not estimated is the one without a column, and the text says why.
+    assert "two-hop facts, not estimated (no run has a `fact_acc_2hop`" in text
+    assert text.count("not estimated (") == text.count("not estimated (no run has a `fact_acc_2hop`") == 2  # + table
+    effects = fit_json["data_quality"]["quality"]["metric_effects"]
+    for metric in ("loss", "pairs", "facts"):
+        assert values[f"data_quality.effect.{metric}"] == paper_text.estimate_text(
+            effects[metric]["web_tokens_per_textbook_token"], "")
+        assert values[f"data_quality.effect.{metric}"] in text
+        assert "permutation p = " in values[f"data_quality.effect.{metric}.verdict"]
+    assert effects["pairs"]["web_tokens_per_textbook_token"]["ci"][0] <= np.e <= effects["pairs"][
+        "web_tokens_per_textbook_token"]["ci"][1]
+    assert values["data_quality.effect.pairs.verdict"].endswith("a difference, textbook tokens worth more")
+    assert values["data_quality.effect.facts.verdict"].endswith("no difference beyond shuffled labels")
+    assert "| minimal pairs |" in tables_md["quality_effects"] and "| facts |" in tables_md["quality_effects"]
     worth = fit_json["data_quality"]["quality"]["web_tokens_per_textbook_token"]["joint exponential"]
     assert values["data_quality.worth.exponential"] == paper_text.estimate_text(worth, "")
     assert values["data_quality.worth.exponential"] in text and worth["value"] > 1
