@@ -3,6 +3,7 @@
     python experiments/run.py grid=token_budget     # the main job: a grid, its fits and figures
     python experiments/run.py model.n_layers=2      # one run
     torchrun --standalone --nproc_per_node=2 experiments/run.py model.n_layers=2   # one run, data parallel
+    python experiments/run.py launcher=slurm launcher.nodes=2 launcher.gpus_per_node=8   # one run, one SLURM job
 
 Configs live in experiments/conf (Hydra): typed schemas, YAML presets, command-line overrides.
 """
@@ -32,6 +33,11 @@ def main(argv: list[str]) -> int:
     from lab.single_run import run_single
 
     cfg = base_run_config(entry)
+    if entry.launcher.name != "local":  # one run as one submitit job (e.g. over several SLURM nodes)
+        from lab.sweep.launchers import run_one
+
+        validate_run(cfg)
+        return run_one(cfg, entry.launcher)
     validate_run(cfg)  # before joining any process group: a bad config fails alone, at once
     # Under torchrun (or jax.distributed) every process runs this: one run, data parallel, and
     # rank 0 writes the files.

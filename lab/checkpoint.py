@@ -33,8 +33,10 @@ class Checkpoint:
     path: Path
 
 
-def _model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    state = model.state_dict()
+def _model_tensors(model: torch.nn.Module, state: dict | None = None) -> dict[str, torch.Tensor]:
+    """The weights to store: model.state_dict(), or `state` when given (a sharded model's,
+    gathered whole by lab.distributed.full_state)."""
+    state = dict(model.state_dict() if state is None else state)
     if getattr(model, "cfg", None) is not None and model.cfg.tie_embeddings:
         state.pop("lm_head.weight", None)  # the same tensor as embed.weight; stored once
     return {k: v.detach().contiguous().cpu() for k, v in state.items()}
@@ -85,9 +87,9 @@ def write_atomically(final: Path, tensors: dict, train_state: dict | None, meta:
 
 
 def save(run_dir: Path, step: int, model: torch.nn.Module, train_state: dict, keep: int,
-         keep_steps: Iterable[int] = ()) -> Path:
-    final = write_atomically(run_dir / "checkpoints" / f"{STEP_PREFIX}{step:08d}", _model_tensors(model),
-                              train_state, {"step": step})
+         keep_steps: Iterable[int] = (), model_state: dict | None = None) -> Path:
+    final = write_atomically(run_dir / "checkpoints" / f"{STEP_PREFIX}{step:08d}",
+                              _model_tensors(model, model_state), train_state, {"step": step})
     # Checkpoints past this step are ones the resume fell back past (damaged) or an abandoned
     # timeline's: superseded now. Counting them among the `keep` newest could prune the
     # checkpoint just written and leave only damaged ones.
@@ -123,9 +125,10 @@ def _step_of(path: Path) -> int:
     return int(path.name[len(STEP_PREFIX):])
 
 
-def save_snapshot(run_dir: Path, name: str, step: int, tokens: int, model: torch.nn.Module) -> Path:
+def save_snapshot(run_dir: Path, name: str, step: int, tokens: int, model: torch.nn.Module,
+                  model_state: dict | None = None) -> Path:
     """Weights only, kept for good (evaluation and export at fixed points of training)."""
-    return write_atomically(run_dir / "snapshots" / name, _model_tensors(model), None,
+    return write_atomically(run_dir / "snapshots" / name, _model_tensors(model, model_state), None,
                              {"step": step, "tokens": tokens})
 
 

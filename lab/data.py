@@ -49,18 +49,28 @@ class WindowSampler:
     __hash__ = object.__hash__  # lru_cache on a method needs a hashable instance
 
 
-def eval_windows(tokens: np.ndarray, seq_len: int, max_tokens: int, batch_size: int):
-    """The first max_tokens of a held-out split as fixed, non-overlapping windows, in blocks of
-    up to batch_size rows: (rows, T+1) int64 arrays."""
+def eval_window_range(tokens: np.ndarray, seq_len: int, max_tokens: int, rank: int = 0,
+                      world: int = 1) -> range:
+    """The held-out windows (by index) that process `rank` of `world` validates: a contiguous
+    share of the first max_tokens' windows; shares differ by one window at most, some may be empty."""
     n = min((len(tokens) - 1) // seq_len, max(1, max_tokens // seq_len))
-    for first in range(0, n, batch_size):
-        rows = [tokens[i * seq_len:i * seq_len + seq_len + 1] for i in range(first, min(n, first + batch_size))]
+    return range(rank * n // world, (rank + 1) * n // world)
+
+
+def eval_windows(tokens: np.ndarray, seq_len: int, max_tokens: int, batch_size: int,
+                 rank: int = 0, world: int = 1):
+    """The first max_tokens of a held-out split as fixed, non-overlapping windows (this rank's
+    share of them, eval_window_range), in blocks of up to batch_size rows: (rows, T+1) int64 arrays."""
+    share = eval_window_range(tokens, seq_len, max_tokens, rank, world)
+    for first in range(share.start, share.stop, batch_size):
+        rows = [tokens[i * seq_len:i * seq_len + seq_len + 1] for i in range(first, min(share.stop, first + batch_size))]
         yield np.stack(rows).astype(np.int64)
 
 
-def eval_batches(tokens: np.ndarray, seq_len: int, max_tokens: int, batch_size: int):
+def eval_batches(tokens: np.ndarray, seq_len: int, max_tokens: int, batch_size: int,
+                 rank: int = 0, world: int = 1):
     """eval_windows() as torch (inputs, targets)."""
-    for block in eval_windows(tokens, seq_len, max_tokens, batch_size):
+    for block in eval_windows(tokens, seq_len, max_tokens, batch_size, rank, world):
         block = torch.from_numpy(block)
         yield block[:, :-1], block[:, 1:]
 

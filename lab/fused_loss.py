@@ -53,17 +53,34 @@ class LinearCrossEntropy(torch.autograd.Function):
         return grad_hidden * grad_output, grad_weight * grad_output, None, None
 
 
-# Rows per chunk, by compute dtype (measured in whole training steps at d_model 128, vocab 4096,
-# 2 cores): bf16 (oneDNN matmuls, fused softmax) does best on small cache-resident chunks; fp32
-# (MKL) matmuls want larger ones: 512-768 rows beat 256 by ~4-6% of a step, 1024 loses again.
+# Rows per chunk on a CPU, by compute dtype (measured in whole training steps at d_model 128,
+# vocab 4096, 2 cores): bf16 (oneDNN matmuls, fused softmax) does best on small cache-resident
+# chunks; fp32 (MKL) matmuls want larger ones: 512-768 rows beat 256 by ~4-6% of a step, 1024
+# loses again.
 FP32_CHUNK_ROWS, LOW_PRECISION_CHUNK_ROWS = 512, 256
+# On a GPU no cache holds a chunk: what matters is that each matmul is large enough to fill the
+# device, while the (rows x vocab) block stays a bounded slice of memory. 2^27 elements is 256 MiB
+# in bf16 (4096 rows at vocab 32768); at least 1024 rows so that small vocabularies get big matmuls.
+GPU_CHUNK_ELEMENTS, GPU_MIN_CHUNK_ROWS = 2 ** 27, 1024
+
+
+def chunk_rows(device: torch.device, dtype: torch.dtype, vocab_size: int) -> int:
+    """Rows of logits per chunk on this device in this compute dtype."""
+    if device.type == "cpu":
+        return FP32_CHUNK_ROWS if dtype == torch.float32 else LOW_PRECISION_CHUNK_ROWS
+    return max(GPU_MIN_CHUNK_ROWS, GPU_CHUNK_ELEMENTS // vocab_size)
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                          chunk: int | None = None) -> torch.Tensor:
     """mean_i CE(hidden_i @ weight.T, targets_i), as F.cross_entropy(F.linear(hidden, weight), targets).
 
-    chunk: rows per block of logits (default: by compute dtype, see FP32_CHUNK_ROWS)."""
+    chunk: rows per block of logits (default: by device and compute dtype, see chunk_rows).
+    Under torch.compile (train.compile=true) the plain formula instead, as lab.fused's ops do:
+    the compiler fuses the softmax and its gradient itself, and the function above is opaque to it."""
+    if torch.compiler.is_compiling():
+        logits = torch.nn.functional.linear(hidden, weight)
+        return torch.nn.functional.cross_entropy(logits.float(), targets)
     if chunk is None:
-        chunk = FP32_CHUNK_ROWS if _compute_dtype(hidden) == torch.float32 else LOW_PRECISION_CHUNK_ROWS
+        chunk = chunk_rows(hidden.device, _compute_dtype(hidden), weight.shape[0])
     return LinearCrossEntropy.apply(hidden, weight, targets, chunk)

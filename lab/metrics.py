@@ -12,10 +12,12 @@ from common.files import atomic_write_text
 
 class MetricsLog:
     """One JSON object per line. On resume, rows past the checkpoint are dropped so the file
-    reads as if the run had never been interrupted."""
+    reads as if the run had never been interrupted. Each row written also goes to the mirrors
+    (live dashboards, lab/loggers.py), after the file has it."""
 
     def __init__(self, path: Path, resume_step: int | None):
         self.path = path
+        self.mirrors: list = []
         if resume_step is None:
             path.unlink(missing_ok=True)
         elif path.exists():
@@ -27,6 +29,8 @@ class MetricsLog:
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
             f.flush()
+        for mirror in self.mirrors:
+            mirror.write(row)
 
 
 def _parse(line: str) -> dict | None:

@@ -16,6 +16,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from lab.accounting import ffn_hidden_size
 from lab.attention import causal_attention
@@ -118,9 +119,12 @@ class Block(nn.Module):
 
 
 class Llama(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, activation_checkpointing: bool = False):
+        """activation_checkpointing: keep only each block's input in training and recompute the
+        block in the backward pass (train.activation_checkpointing)."""
         super().__init__()
         self.cfg = cfg
+        self.activation_checkpointing = activation_checkpointing
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
@@ -147,8 +151,11 @@ class Llama(nn.Module):
         dtype = active_compute_dtype(idx.device.type, self.embed.weight.dtype)
         cos, sin = self.rotary(idx.shape[1], idx.device, dtype)
         x = self.embed(idx)  # (B, T, d)
+        recompute = self.activation_checkpointing and self.training and torch.is_grad_enabled()
         for block in self.blocks:
-            x = block(x, cos, sin)
+            # Non-reentrant checkpointing: works with FSDP's hooks, torch.compile, and inputs
+            # that need no gradient; the recomputation gives bit-identical activations.
+            x = checkpoint(block, x, cos, sin, use_reentrant=False) if recompute else block(x, cos, sin)
         return self.norm(x)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:

@@ -3,23 +3,22 @@ a lock so two processes never train the same run, and skipping of finished runs.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
-import os
 import platform
 import subprocess
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from common.errors import RunLocked
 from common.files import atomic_write_text
+from common.locks import LockHeld, held, is_held
 from corpora.keys import content_key
 from lab.config import RunConfig
 
 # Fields that change how a run is shown or stored, not what it computes.
-_NOT_IDENTITY = {("out_dir",), ("name",), ("train", "progress"), ("train", "log_every"),
+_NOT_IDENTITY = {("out_dir",), ("name",), ("logger",), ("train", "progress"), ("train", "log_every"),
                  ("train", "checkpoint_every"), ("train", "keep_checkpoints"), ("train", "threads"),
                  # Where a run's first steps come from (a trunk's checkpoint, or its own training)
                  # changes nothing in it: a branch is the same run as the one trained from scratch.
@@ -30,8 +29,9 @@ _NOT_IDENTITY = {("out_dir",), ("name",), ("train", "progress"), ("train", "log_
                  ("train", "compile"),
                  # The learning rate enters as the number it resolved to; which rule gave it is a record.
                  ("train", "lr_rule"), ("train", "lr_from"),
-                 # How a JAX run spreads over devices, not what it computes (to rounding).
-                 ("train", "mesh")}
+                 # How a run spreads over devices (JAX mesh, torch DDP or FSDP) and whether it keeps
+                 # or recomputes activations: not what it computes (to rounding).
+                 ("train", "mesh"), ("train", "parallel"), ("train", "activation_checkpointing")}
 
 
 def identity(cfg: RunConfig) -> dict:
@@ -120,34 +120,21 @@ def write_json(path: Path, data: dict) -> None:
 
 @contextmanager
 def run_lock(run_dir: Path):
-    """An exclusive, non-blocking lock; released by the OS if the process dies."""
+    """An exclusive, non-blocking lock on the run (its directory's `lock` file): a file lock that
+    holds across the nodes of a shared filesystem, and is broken once its holder is gone
+    (common.locks says how that is decided)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    with ExitStack() as stack:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunLocked(f"{run_dir} is being trained by another process") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+            stack.enter_context(held(run_dir / "lock"))
+        except LockHeld as e:
+            raise RunLocked(f"{run_dir} is being trained by another process ({e})") from None
         yield
-    finally:
-        os.close(fd)
 
 
 def is_locked(run_dir: Path) -> bool:
     """Whether a live process holds the run's lock right now (it is training the run)."""
-    try:
-        fd = os.open(run_dir / "lock", os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing releases a lock taken here
-    return False
+    return is_held(run_dir / "lock")
 
 
 def record_start(run_dir: Path, cfg: RunConfig, extra: dict) -> None:

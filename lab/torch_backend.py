@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lab import checkpoint
+from lab import checkpoint, distributed
 from lab.config import RunConfig, TrainConfig
-from lab.data import WindowSampler, eval_batches, token_byte_lengths
+from lab.data import WindowSampler, eval_batches, eval_window_range, token_byte_lengths
 from lab.model import Llama
 from lab.plan import Plan
 from lab.precision import Precision, choose, cpu_has_native_bf16, peak_flops
@@ -30,66 +30,112 @@ def build_optimizer(model: torch.nn.Module, t: TrainConfig, device: str) -> torc
     return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), fused=True)
 
 
+def _gradient_sync(model, enabled: bool):
+    """A context in which backward all-reduces (DDP) or reduce-scatters (FSDP) gradients only if
+    `enabled`: accumulation micro steps before the last need no communication."""
+    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2: a switch, not a context
+        model.set_requires_gradient_sync(enabled)
+        return contextlib.nullcontext()
+    sync = getattr(model, "no_sync", None)
+    # no_sync() is a one-shot context manager: forward and backward both go inside the one with-block.
+    return sync() if (sync is not None and not enabled) else contextlib.nullcontext()
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """A DTensor (FSDP's gradient norm, replicated on every rank) as a plain tensor."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
 def train_step(model, optimizer, sampler: WindowSampler, plan: Plan, step: int, lr: float,
                t: TrainConfig, precision: Precision, rank: int = 0, world: int = 1) -> tuple[float, float]:
-    """One optimizer step over the global batch; returns (mean loss, grad norm before clipping)."""
+    """One optimizer step over the global batch; returns (mean loss, grad norm before clipping).
+
+    Nothing waits for the device until the step's end: the loss adds up on the device, a
+    non-finite gradient skips the update there (found_inf), and one transfer brings the two
+    numbers back. The loop's divergence check reads them."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     first = step * t.batch_size + rank * plan.micro_batch * plan.accumulation
-    total = torch.zeros((), dtype=torch.float64)
+    total = torch.zeros((), dtype=torch.float64, device=precision.device)
     for micro_step in range(plan.accumulation):
         x, y = sampler.batch(first + micro_step * plan.micro_batch, plan.micro_batch)
         x, y = x.to(precision.device), y.to(precision.device)
-        sync = getattr(model, "no_sync", None)
-        last = micro_step == plan.accumulation - 1
-        # Under DDP, only the last micro step all-reduces gradients. no_sync() is a one-shot
-        # context manager: forward and backward both go inside the one with-block.
-        with sync() if (sync is not None and not last) else contextlib.nullcontext():
+        with _gradient_sync(model, micro_step == plan.accumulation - 1):
             with precision.autocast():
                 loss = model(x, y) / plan.accumulation  # through a DDP wrapper, if any, so its hooks run
             loss.backward()
-        total += loss.detach().double().cpu()
+        total += loss.detach().double()
     clip = t.grad_clip if t.grad_clip > 0 else math.inf
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    grad_norm = _local(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
     # A backward pass can overflow while the loss stays finite: clipping would scale by NaN and
-    # AdamW write NaN into every weight. Skipped here; the caller records the run as diverged.
-    if torch.isfinite(grad_norm):
-        optimizer.step()
+    # AdamW write NaN into every weight. The fused AdamW skips the whole update (its step count
+    # too) when found_inf is 1, decided on the device; the caller records the run as diverged.
+    optimizer.found_inf = (~torch.isfinite(grad_norm)).float()
+    optimizer.step()
+    del optimizer.found_inf
     optimizer.zero_grad(set_to_none=True)
     if world > 1:
         import torch.distributed as dist
 
-        # On the run's device: NCCL (the GPU backend) reduces CUDA tensors only.
-        total = total.to(precision.device)
-        dist.all_reduce(total)
-        total = total.cpu() / world
-    return float(total), float(grad_norm)
+        dist.all_reduce(total)  # on the run's device: NCCL (the GPU backend) reduces CUDA tensors only
+        total = total / world
+    loss_value, norm_value = torch.stack((total, grad_norm.double())).tolist()  # the step's one sync
+    return loss_value, norm_value
 
 
 @torch.no_grad()
 def evaluate(model, tokens: np.ndarray, byte_lengths: np.ndarray, t: TrainConfig,
-             precision: Precision) -> dict:
+             precision: Precision, rank: int = 0, world: int = 1) -> dict:
     """Held-out loss in nats per token and bits per byte over the first eval_tokens tokens.
 
+    Each of the `world` processes takes a contiguous share of the windows (lab.data.eval_window_range);
+    the summed nats, tokens and bytes are all-reduced, so the result is the one-process number
+    (to float64 rounding) however unevenly the windows split.
+
     Takes the bare model (not a DDP or torch.compile wrapper): evaluation needs no gradient
-    sync, and a compiled wrapper would compile a second graph for the logits-only call."""
+    sync, and a compiled wrapper would compile a second graph for the logits-only call. An FSDP
+    model is its own wrapper: its forward gathers parameters collectively, so every process
+    runs the same number of forwards (a short share repeats its last block, counted zero times)."""
     model.eval()
-    nats, n_tokens, n_bytes = 0.0, 0, 0
     # Validation materialises (rows x seq_len x vocab) logits: at GPU scale a training batch of
     # them is tens of GB. Rows are capped so one forward's logits stay near 1 GiB in fp32.
     rows_cap = EVAL_LOGIT_ELEMENTS // (t.seq_len * model.cfg.vocab_size)
     rows = max(1, min(t.micro_batch_size or t.batch_size, rows_cap))
-    for x, y in eval_batches(tokens, t.seq_len, t.eval_tokens, rows):
-        x, y = x.to(precision.device), y.to(precision.device)
+    batches = list(eval_batches(tokens, t.seq_len, t.eval_tokens, rows, rank, world))
+    forwards = len(batches)
+    sharded = world > 1 and distributed.is_sharded(model)
+    if sharded:
+        longest = max(len(eval_window_range(tokens, t.seq_len, t.eval_tokens, r, world)) for r in range(world))
+        forwards = -(-longest // rows)
+    nats = torch.zeros((), dtype=torch.float64, device=precision.device)
+    n_tokens, n_bytes = 0, 0
+    for i in range(forwards):
+        x, y = batches[min(i, len(batches) - 1)] if batches else _empty_batch(t.seq_len)
         with precision.autocast():
-            logits = model(x)
-        nll = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1),
-                                                reduction="sum")
-        nats += float(nll.double())
+            logits = model(x.to(precision.device))
+        if i >= len(batches):
+            continue  # a forward only to take part in FSDP's gathers
+        nll = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)),
+                                                y.to(precision.device).reshape(-1), reduction="sum")
+        nats += nll.double()  # on the device: no wait per batch
         n_tokens += y.numel()
-        n_bytes += int(byte_lengths[y.cpu().numpy()].sum())
+        n_bytes += int(byte_lengths[y.numpy()].sum())
     model.train()
-    return {"loss": nats / n_tokens, "bpb": nats / math.log(2) / max(1, n_bytes), "tokens": n_tokens}
+    sums = torch.stack((nats, torch.tensor(float(n_tokens), dtype=torch.float64, device=nats.device),
+                        torch.tensor(float(n_bytes), dtype=torch.float64, device=nats.device)))
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(sums)
+    nats_total, tokens_total, bytes_total = sums.tolist()
+    return {"loss": nats_total / tokens_total, "bpb": nats_total / math.log(2) / max(1, bytes_total),
+            "tokens": int(tokens_total)}
+
+
+def _empty_batch(seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # A one-row batch of token 0 for a process whose share of the windows is empty (FSDP only).
+    zeros = torch.zeros((1, seq_len), dtype=torch.int64)
+    return zeros, zeros
 
 
 class TorchBackend:
@@ -106,7 +152,12 @@ class TorchBackend:
         self.rank, self.world, self._ddp_wrap = rank, world, ddp_wrap
         self.precision = choose(t.device, t.precision)
         torch.manual_seed(cfg.seed)  # before the model: its initial weights come from this seed
-        self.model = Llama(cfg.model).to(self.precision.device)
+        self.model = Llama(cfg.model, t.activation_checkpointing).to(self.precision.device)
+        # FSDP shards in place, before the optimizer sees the parameters. Every process built the
+        # same weights from the seed, so each keeps its slice of the same model. One process: DDP's path.
+        self.sharded = t.parallel == "fsdp" and world > 1
+        if self.sharded:
+            distributed.shard_model(self.model, world, torch.device(self.precision.device).type)
         self.optimizer = build_optimizer(self.model, t, self.precision.device)
         self.byte_lengths = token_byte_lengths(corpus.tokenizer_path)
         self.trained = self.model  # the wrapped model (DDP, compile) once start() ran
@@ -133,15 +184,20 @@ class TorchBackend:
         if ckpt is None:
             return None
         state = ckpt.train_state
-        checkpoint.load_model_weights(self.model, ckpt.model_state)
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.sharded:  # every process reads the whole files and keeps its shard
+            distributed.load_full_state(self.model, self.optimizer, ckpt.model_state, state["optimizer"])
+        else:
+            checkpoint.load_model_weights(self.model, ckpt.model_state)
+            self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"])
         return Resumed(ckpt.step, state["elapsed_s"], list(state.get("window_losses", [])),
                        state.get("log_every"), ckpt.path.name)
 
     def start(self) -> None:
-        """Wrap the model for training, after any restore (DDP broadcasts the loaded weights)."""
-        trained = self._ddp_wrap(self.model) if self._ddp_wrap is not None else self.model
+        """Wrap the model for training, after any restore (DDP broadcasts the loaded weights;
+        an FSDP model is its own wrapper)."""
+        wrap = self._ddp_wrap if self._ddp_wrap is not None and not self.sharded else None
+        trained = wrap(self.model) if wrap is not None else self.model
         self.trained = torch.compile(trained) if self.cfg.train.compile else trained
         self.model.train()
 
@@ -150,7 +206,8 @@ class TorchBackend:
                           self.precision, self.rank, self.world)
 
     def evaluate(self, split: str) -> dict:
-        return evaluate(self.model, self.corpus.tokens(split), self.byte_lengths, self.cfg.train, self.precision)
+        return evaluate(self.model, self.corpus.tokens(split), self.byte_lengths, self.cfg.train, self.precision,
+                        self.rank, self.world)
 
     def has_checkpoint(self, run_dir: Path, step: int | None = None) -> bool:
         """Whether run_dir holds any checkpoint, or an intact one at `step`."""
@@ -168,21 +225,37 @@ class TorchBackend:
 
             dist.barrier()
 
+    def _whole_state(self) -> tuple[dict | None, dict]:
+        """(model state or None for model.state_dict(), optimizer state), whole on rank 0. Under
+        FSDP gathering them is collective: every process calls this, rank 0 alone writes."""
+        if self.sharded:
+            return distributed.full_model_state(self.model), distributed.full_optimizer_state(self.model, self.optimizer)
+        return None, self.optimizer.state_dict()
+
     def save(self, run_dir: Path, step: int, loop_state: dict) -> None:
+        model_state, optimizer_state = self._whole_state() if self.sharded or self.rank == 0 else (None, None)
         if self.rank != 0:  # the run directory is rank 0's to write
             return
         t = self.cfg.train
-        state = {"optimizer": self.optimizer.state_dict(), "rng": {"torch": torch.get_rng_state()}, **loop_state}
-        checkpoint.save(run_dir, step, self.model, state, t.keep_checkpoints, t.keep_steps)
+        state = {"optimizer": optimizer_state, "rng": {"torch": torch.get_rng_state()}, **loop_state}
+        checkpoint.save(run_dir, step, self.model, state, t.keep_checkpoints, t.keep_steps, model_state)
 
     def writer_says(self, answer: bool) -> bool:
-        """Rank 0's answer (other ranks' torch work that depends on it writes nothing anyway)."""
-        return answer
+        """Rank 0's answer. Under DDP other ranks' work that depends on it writes nothing, so
+        their own answer will do; under FSDP that work gathers collectively: rank 0's is sent."""
+        if not self.sharded:
+            return answer
+        import torch.distributed as dist
+
+        box = [answer]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
     def finish(self) -> None:
         """Nothing to await: torch's saves are synchronous."""
 
     def save_snapshot(self, run_dir: Path, name: str, step: int, tokens: int) -> None:
+        model_state = distributed.full_model_state(self.model) if self.sharded else None
         if self.rank != 0:
             return
-        checkpoint.save_snapshot(run_dir, name, step, tokens, self.model)
+        checkpoint.save_snapshot(run_dir, name, step, tokens, self.model, model_state)

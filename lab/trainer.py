@@ -19,6 +19,7 @@ from common.errors import ConfigError
 from common.files import atomic_write_text
 from lab.accounting import describe
 from lab.config import RunConfig, TrainConfig
+from lab.loggers import open_dashboards
 from lab.metrics import MetricsLog, Progress, read_metrics
 from lab.plan import Plan, plan_run, snapshot_steps, validation_due
 from lab.schedule import cooldown_start, lr_at
@@ -77,6 +78,8 @@ class Loop:
         start = self._resume_from(resumed)
         self.backend.start()
         metrics = MetricsLog(self.run_dir / "metrics.jsonl", start if resumed else None) if self.is_writer else None
+        # Rank 0's live dashboards (cfg.logger) mirror metrics.jsonl from here on (lab/loggers.py).
+        dashboards = open_dashboards(self.cfg, self.run_dir, metrics, fresh=resumed is None, label=self.label)
         progress = Progress(self.plan.steps, start, self.plan.tokens_per_step,
                             self.t.progress if self.is_writer else "none", self.label)
         if resumed is not None:
@@ -84,12 +87,15 @@ class Loop:
         if (warning := self.backend.precision_warning()) is not None:
             progress.message(f"{self.label}: {warning}")
         self.t0 = time.perf_counter()
-        status, reason = self._steps(start, metrics, progress)
-        if status == "done" and (resumed is None or resumed.step != self.plan.steps):
-            self._save(self.plan.steps)  # (a resume that finds the final checkpoint was killed after it)
-        self.backend.finish()  # saves still in flight land before final.json says the run is done
-        progress.close()
-        return self._final(status, reason)
+        with dashboards:  # closed however the run ends (a crash marks the W&B run failed)
+            status, reason = self._steps(start, metrics, progress)
+            if status == "done" and (resumed is None or resumed.step != self.plan.steps):
+                self._save(self.plan.steps)  # (a resume that finds the final checkpoint was killed after it)
+            self.backend.finish()  # saves still in flight land before final.json says the run is done
+            progress.close()
+            final = self._final(status, reason)
+            dashboards.final(final)
+        return final
 
     def _start_branch(self) -> None:
         """A cooldown branch's steps up to branch_step are its trunk's: on its first start it takes

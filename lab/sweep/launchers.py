@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import ConfigError
+from lab.distributed import DEFAULT_TIMEOUT_S, TIMEOUT_ENV
 from lab.sweep.display import GridDisplay
 from lab.sweep.results import JOB_LOG_FILE, SUBMITIT_DIR
 
@@ -31,7 +32,8 @@ class LauncherConfig:
     workers: int = 0
     # Intra-op threads of each run.
     threads_per_run: int = 1
-    # Data-parallel processes per run (torchrun locally, tasks per node on SLURM).
+    # Data-parallel processes per run (torchrun locally; on SLURM nodes x tasks_per_node, which
+    # validate_launcher fills in when left at 1).
     procs_per_run: int = 1
     # GPUs the local launcher hands out, procs_per_run to a run; None counts them
     # (CUDA_VISIBLE_DEVICES if set, else torch.cuda.device_count()); 0 = CPU slots.
@@ -41,6 +43,11 @@ class LauncherConfig:
     account: str | None = None
     qos: str | None = None
     gpus_per_node: int = 0
+    # Nodes one run spans (slurm only; its ranks are nodes x tasks_per_node SLURM tasks).
+    nodes: int = 1
+    # Ranks (SLURM tasks) per node; None: procs_per_run / nodes when procs_per_run > 1, else one
+    # per GPU (gpus_per_node), else 1.
+    tasks_per_node: int | None = None
     cpus_per_task: int = 2
     mem_gb: int = 16
     time_min: int = 60
@@ -50,19 +57,36 @@ class LauncherConfig:
     # Wait for the jobs and then collect results (False: submit and return; rerun to collect).
     wait: bool = True
     poll_s: float = 1.0
+    # Seconds a rank waits for the others (rendezvous, a collective) before its run fails instead
+    # of hanging: the NCCL/gloo process-group timeout of every run this launcher starts.
+    dist_timeout_s: float = DEFAULT_TIMEOUT_S
 
 
 def validate_launcher(cfg: LauncherConfig) -> None:
+    """Refuse a bad launcher before any compute; on slurm, fill in tasks_per_node and
+    procs_per_run (a run's world size, which the plan checks read) from the layout."""
     if cfg.name not in ("local", "slurm", "submitit_local"):
         raise ConfigError("launcher.name", f"unknown launcher {cfg.name!r}; choose local, slurm or submitit_local")
     for name in ("workers",):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"launcher.{name}", "must be >= 0")
-    for name in ("threads_per_run", "procs_per_run", "cpus_per_task", "mem_gb", "time_min", "array_parallelism"):
+    for name in ("threads_per_run", "procs_per_run", "cpus_per_task", "mem_gb", "time_min", "array_parallelism",
+                 "nodes"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"launcher.{name}", "must be >= 1")
-    if cfg.poll_s <= 0:
-        raise ConfigError("launcher.poll_s", "must be > 0")
+    for name in ("poll_s", "dist_timeout_s"):
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"launcher.{name}", "must be > 0")
+    if cfg.gpus_per_node < 0:
+        raise ConfigError("launcher.gpus_per_node", "must be >= 0")
+    if cfg.name == "slurm":
+        cfg.tasks_per_node, cfg.procs_per_run = slurm_layout(cfg)
+    elif cfg.nodes > 1:
+        raise ConfigError("launcher.nodes", f"launcher={cfg.name} runs on this machine: a run over "
+                                            f"{cfg.nodes} nodes needs launcher=slurm")
+    elif cfg.tasks_per_node is not None and cfg.tasks_per_node != cfg.procs_per_run:
+        raise ConfigError("launcher.tasks_per_node", f"launcher={cfg.name} runs procs_per_run={cfg.procs_per_run} "
+                                                     "processes on this machine: set that instead")
     if cfg.gpus is not None and cfg.gpus < 0:
         raise ConfigError("launcher.gpus", "must be >= 0 (or null to count them)")
     if cfg.name == "local":
@@ -70,6 +94,29 @@ def validate_launcher(cfg: LauncherConfig) -> None:
     if cfg.name == "slurm" and shutil.which("sbatch") is None:  # else submitit fails after corpus preparation
         raise ConfigError("launcher.name", "slurm needs sbatch on PATH (run from a SLURM login node); "
                                            "here use launcher=local or launcher=submitit_local")
+
+
+def slurm_layout(cfg: LauncherConfig) -> tuple[int, int]:
+    """(tasks per node, ranks of one run) on SLURM: one rank per task, nodes x tasks_per_node."""
+    tasks = cfg.tasks_per_node
+    if tasks is None:
+        if cfg.procs_per_run > 1:
+            if cfg.procs_per_run % cfg.nodes:
+                raise ConfigError("launcher.procs_per_run", f"{cfg.procs_per_run} processes do not split evenly "
+                                                            f"over {cfg.nodes} nodes")
+            tasks = cfg.procs_per_run // cfg.nodes
+        else:
+            tasks = cfg.gpus_per_node or 1  # a rank per GPU
+    if tasks < 1:
+        raise ConfigError("launcher.tasks_per_node", "must be >= 1")
+    world = cfg.nodes * tasks
+    if cfg.procs_per_run not in (1, world):
+        raise ConfigError("launcher.procs_per_run", f"is {cfg.procs_per_run}, but nodes x tasks_per_node = "
+                                                    f"{cfg.nodes} x {tasks} = {world} ranks (set one of them)")
+    if cfg.gpus_per_node % tasks:
+        raise ConfigError("launcher.gpus_per_node", f"{cfg.gpus_per_node} GPUs per node do not split evenly over "
+                                                    f"{tasks} tasks per node")
+    return tasks, world
 
 
 def visible_gpus(gpus: int | None) -> list[str]:
@@ -113,8 +160,9 @@ def _worker_command(run_dir: Path, procs: int) -> list[str]:
     return [sys.executable, "-m", "lab.sweep.worker", str(run_dir)]
 
 
-def _project_env(threads: int) -> dict:
+def _project_env(threads: int, dist_timeout_s: float = DEFAULT_TIMEOUT_S) -> dict:
     env = dict(os.environ)
+    env[TIMEOUT_ENV] = f"{dist_timeout_s:g}"  # lab.distributed's process-group timeout
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["OMP_NUM_THREADS"] = str(threads)
@@ -181,7 +229,7 @@ def run_local(run_dirs: list[Path], cfg: LauncherConfig, display: GridDisplay,
     pending = list(run_dirs)
     running: dict[Path, subprocess.Popen] = {}
     logs = {}
-    env = _project_env(cfg.threads_per_run)
+    env = _project_env(cfg.threads_per_run, cfg.dist_timeout_s)
     tie_to_parent = _die_with_parent()
     try:
         with _stop_on_term_or_hangup():
@@ -245,35 +293,32 @@ def _start_worker(run_dir: Path, devices: list[str] | None, env: dict, logs: dic
 
 
 class RunJob:
-    """The submitit callable: stateless (only the run directory travels), requeue-safe."""
+    """The submitit callable: stateless (only the run directory travels), requeue-safe. On a
+    job of several tasks (launcher.nodes, tasks_per_node) every task calls it: each is one rank,
+    which lab.distributed reads from SLURM's variables (lab.slurm_env)."""
 
     def __call__(self, run_dir: str) -> str:
         from lab.sweep.worker import run_from_dir
 
-        try:  # under SLURM with several tasks, submitit exports the torch.distributed variables
-            import submitit
-
-            if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-                submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        except ImportError:
-            pass
         return run_from_dir(run_dir).get("status", "unknown")
 
     def checkpoint(self, run_dir: str):
-        """On preemption or timeout: requeue the same call; the worker resumes from its checkpoint."""
+        """On preemption or timeout (submitit calls it in task 0 only, then requeues the whole
+        job): the same call again; every task resumes from the run's newest checkpoint. The lock
+        the killed job held is recognised as its own (same job id, lower SLURM_RESTART_COUNT)."""
         import submitit
 
         return submitit.helpers.DelayedSubmission(RunJob(), run_dir)
 
 
 @contextmanager
-def _submission_env(threads: int):
+def _submission_env(threads: int, dist_timeout_s: float = DEFAULT_TIMEOUT_S):
     """submitit's jobs inherit the submitting process's environment (LocalExecutor starts them
     here, sbatch exports it by default): for the submission, this checkout goes first on
     PYTHONPATH and the thread count is set, as run_local does for its workers. Without it a job
     imported whichever `lab` was installed, not the code being run."""
-    wanted = _project_env(threads)
-    saved = {key: os.environ.get(key) for key in ("PYTHONPATH", "OMP_NUM_THREADS")}
+    wanted = _project_env(threads, dist_timeout_s)
+    saved = {key: os.environ.get(key) for key in ("PYTHONPATH", "OMP_NUM_THREADS", TIMEOUT_ENV)}
     os.environ.update({key: wanted[key] for key in saved})
     try:
         yield
@@ -300,7 +345,7 @@ def run_submitit(run_dirs: list[Path], cfg: LauncherConfig, grid_dir: Path, disp
     slots = len(run_dirs)
     if cfg.name == "submitit_local" and cfg.wait:  # one process per job there (tasks_per_node=1)
         slots = cfg.workers or max(1, (os.cpu_count() or 1) // cfg.threads_per_run)
-    jobs = _JobQueue(executor, run_dirs, cfg.threads_per_run, display, after or {})
+    jobs = _JobQueue(executor, run_dirs, cfg, display, after or {})
     if cfg.name == "slurm":
         jobs.submit_with_dependencies()
     else:
@@ -361,7 +406,8 @@ def _executor(cfg: LauncherConfig, grid_dir: Path):
         executor.update_parameters(timeout_min=cfg.time_min, tasks_per_node=1)
         return executor
     executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="slurm")
-    params = dict(timeout_min=cfg.time_min, nodes=1, tasks_per_node=cfg.procs_per_run,
+    tasks, _ = slurm_layout(cfg)
+    params = dict(timeout_min=cfg.time_min, nodes=cfg.nodes, tasks_per_node=tasks,
                   cpus_per_task=cfg.cpus_per_task, mem_gb=cfg.mem_gb, slurm_array_parallelism=cfg.array_parallelism)
     if cfg.gpus_per_node:
         params["gpus_per_node"] = cfg.gpus_per_node
@@ -375,9 +421,9 @@ class _JobQueue:
     """Run directories waiting to be submitted, and the jobs of those already submitted. A run
     in `after` waits for the run it maps to (one level: that run follows nothing)."""
 
-    def __init__(self, executor, run_dirs: list[Path], threads: int, display: GridDisplay,
+    def __init__(self, executor, run_dirs: list[Path], cfg: LauncherConfig, display: GridDisplay,
                  after: dict[Path, Path]):
-        self.executor, self.threads, self.display, self.after = executor, threads, display, after
+        self.executor, self.cfg, self.display, self.after = executor, cfg, display, after
         self.queue = list(run_dirs)
         self.jobs: dict[Path, object] = {}
 
@@ -414,7 +460,7 @@ class _JobQueue:
             self.queue.remove(run_dir)
         if dependency is not None:
             self.executor.update_parameters(slurm_dependency=dependency)
-        with _submission_env(self.threads):
+        with _submission_env(self.cfg.threads_per_run, self.cfg.dist_timeout_s):
             submitted = self.executor.map_array(RunJob(), [str(d) for d in batch])
         for run_dir, job in zip(batch, submitted):
             (run_dir / "job_id").write_text(f"{job.job_id}\n")
@@ -424,3 +470,37 @@ class _JobQueue:
 
     def running(self) -> list[Path]:
         return [d for d, job in self.jobs.items() if not job.done()]
+
+
+def run_one(cfg, launcher: LauncherConfig) -> int:
+    """One run without a grid through a submitit launcher (experiments/run.py with
+    launcher=slurm or submitit_local): its directory, out_dir/<run id>, gets the spec a grid
+    run has and goes out as one job, e.g. of launcher.nodes x tasks_per_node ranks. Checked
+    from the config before submission; with launcher.wait, the job's outcome is the exit code."""
+    from types import SimpleNamespace
+
+    from lab.runs import is_finished, read_final
+    from lab.single_run import resolve, run_dir_for
+    from lab.sweep.grid_plan import check_runs_from_config
+    from lab.sweep.worker import write_spec
+
+    validate_launcher(launcher)
+    cfg = resolve(cfg)
+    run_dir = run_dir_for(cfg)
+    if is_finished(run_dir):
+        print(f"{run_dir}: already finished ({read_final(run_dir)['status']}); nothing to do", flush=True)
+        return 0
+    if (job := queued_job(run_dir)) is not None:  # submitted before and still in SLURM's queue
+        print(f"{run_dir}: job {job[0]} is {job[1].lower()}; nothing submitted", flush=True)
+        return 0
+    _, notes = check_runs_from_config([SimpleNamespace(cfg=cfg)], [run_dir], [run_dir], launcher.procs_per_run)
+    for note in notes:
+        print(f"note: {note}", flush=True)
+    write_spec(run_dir, cfg, {}, eval_pairs=False)
+    display = GridDisplay([run_dir], 0, mode="lines")
+    (job,) = run_submitit([run_dir], launcher, run_dir.parent, display)
+    print(f"{run_dir}: job {job.job_id} ({launcher.procs_per_run} processes on {launcher.nodes} node(s))", flush=True)
+    if not launcher.wait:
+        return 0
+    final = read_final(run_dir) or {}
+    return 0 if final.get("status") == "done" else 1

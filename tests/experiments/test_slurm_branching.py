@@ -167,3 +167,24 @@ def test_submitit_local_without_waiting_still_refuses_branching(tmp_path):
     result = run_entry([*GRID, "launcher=submitit_local", "launcher.wait=false", f"out_dir={tmp_path}"], cwd=tmp_path)
     assert result.returncode == 2
     assert "launcher=submitit_local" in result.stderr and "launcher.wait=true" in result.stderr
+
+
+def test_a_run_over_several_nodes_is_one_job_of_nodes_x_tasks_and_checked_for_that_world(tmp_path, corpus_cache,
+                                                                                        fake_slurm):
+    """launcher.nodes and gpus_per_node reach sbatch (a task, a rank, per GPU), and the plan
+    checks count the run's ranks over all its nodes before anything is submitted."""
+    args = [*GRID, "grid.sizes=[3.0e4]", "grid.budgets=[2560]", "launcher=slurm", "launcher.wait=false",
+            "launcher.nodes=2", "launcher.gpus_per_node=2", f"corpus.cache_dir={corpus_cache}",
+            f"out_dir={tmp_path / 'runs'}"]
+    result = run_entry(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    submissions = _calls(fake_slurm)
+    assert submissions
+    for submission in submissions:
+        lines = set(submission["sbatch"])
+        assert {"#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=2", "#SBATCH --gpus-per-node=2"} <= lines, lines
+        assert any(line.startswith("#SBATCH --signal=USR2@") for line in lines)  # preemption warning: requeue
+    # 4 ranks cannot split a batch of 2 sequences: refused before submission.
+    refused = run_entry([*args, "train.batch_size=2", f"out_dir={tmp_path / 'other'}"], cwd=tmp_path)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert len(_calls(fake_slurm)) == len(submissions) and "over 4 processes" in refused.stderr

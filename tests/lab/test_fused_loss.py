@@ -50,3 +50,41 @@ def test_bf16_autocast_stays_close_to_fp32():
         low = linear_cross_entropy(hidden, weight, targets)
     assert low.dtype == torch.float32
     assert abs(low.item() - exact.item()) / exact.item() < 0.01
+
+
+def test_chunk_size_follows_the_device():
+    from lab.fused_loss import FP32_CHUNK_ROWS, GPU_CHUNK_ELEMENTS, LOW_PRECISION_CHUNK_ROWS, chunk_rows
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert chunk_rows(cpu, torch.float32, 32768) == FP32_CHUNK_ROWS
+    assert chunk_rows(cpu, torch.bfloat16, 32768) == LOW_PRECISION_CHUNK_ROWS
+    # On a GPU: a block of logits of bounded size, far more rows than on a CPU, and never a
+    # small matmul (a floor of rows at a huge vocabulary).
+    assert chunk_rows(gpu, torch.bfloat16, 32768) * 32768 == GPU_CHUNK_ELEMENTS
+    assert chunk_rows(gpu, torch.float32, 4096) == GPU_CHUNK_ELEMENTS // 4096 > FP32_CHUNK_ROWS
+    assert chunk_rows(gpu, torch.bfloat16, 2 ** 20) == 1024
+
+
+def test_under_torch_compile_the_loss_is_the_plain_formula():
+    # What the compiler is handed (dynamo's graph, run eagerly: no code generation needed to
+    # see it) holds the cross-entropy as an op it can fuse, and gives the same loss and gradients.
+    graphs = []
+
+    def record(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch.manual_seed(0)
+    hidden = torch.randn(40, 16, requires_grad=True)
+    weight = torch.randn(50, 16, requires_grad=True)
+    targets = torch.randint(0, 50, (40,))
+    compiled = torch.compile(linear_cross_entropy, backend=record, fullgraph=True)(hidden, weight, targets)
+    compiled.backward()
+    grads = hidden.grad.clone(), weight.grad.clone()
+    hidden.grad = weight.grad = None
+    eager = linear_cross_entropy(hidden, weight, targets)
+    eager.backward()
+    (graph,) = graphs
+    assert "cross_entropy" in graph.code and "LinearCrossEntropy" not in graph.code
+    assert compiled.item() == pytest.approx(eager.item(), abs=1e-6)
+    assert torch.allclose(grads[0], hidden.grad, atol=1e-6) and torch.allclose(grads[1], weight.grad, atol=1e-6)
