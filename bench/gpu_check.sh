@@ -23,3 +23,11 @@ python3 -c "import torch, jax; print('torch', torch.__version__, torch.cuda.get_
 # One backend per process: each allocator keeps the GPU to itself while it is timed.
 timeout 200 python3 bench/mfu.py --backends torch 2>&1 | tee "$OUT/mfu_torch.txt"
 timeout 200 python3 bench/mfu.py --backends jax 2>&1 | tee "$OUT/mfu_jax.txt"
+# Issue 19: train.micro_batch_size=auto measures the largest micro batch a 124M model takes at
+# 128 x 1024 tokens per step, then reads it from the cache on a second start (no "auto:" line).
+for attempt in 1 2; do
+    timeout 120 python3 experiments/run.py scale=gpu model.params=1.24e8 train.tokens=131072 \
+        train.micro_batch_size=auto corpus.train_words=400000 corpus.val_words=20000 corpus.vocab_size=8192 \
+        model.vocab_size=8192 train.eval_tokens=65536 out_dir="$OUT/auto$attempt" 2>&1 | tail -5 \
+        | tee -a "$OUT/micro_batch_auto.txt"
+done

@@ -47,8 +47,10 @@ class TrainConfig:
     words: float | None = None
     # Sequences per optimizer step (global batch).
     batch_size: int = 16
-    # Sequences per forward/backward; batch_size / micro_batch_size accumulation steps.
-    micro_batch_size: int | None = None
+    # Sequences per forward/backward; batch_size / micro_batch_size accumulation steps. "auto"
+    # (torch on a GPU): the largest that fits the device, measured once per shape and cached
+    # (lab/micro_batch.py); on a CPU the whole batch.
+    micro_batch_size: int | str | None = None
     seq_len: int = 256
     # Peak learning rate, or "auto": from the rule `lr_rule` at the model's parameter count
     # (lab/lr_rule.py; the scale presets use auto). The resolved number is what the run records.
@@ -175,9 +177,13 @@ def validate_train(t: TrainConfig, prefix: str = "train") -> None:
     _require(t.words is None or t.words > 0, f"{prefix}.words", f"must be > 0, got {t.words}")
     _require(t.batch_size >= 1, f"{prefix}.batch_size", "must be >= 1")
     _require(t.seq_len >= 2, f"{prefix}.seq_len", "must be >= 2")
-    micro = t.micro_batch_size or t.batch_size
+    micro = t.batch_size if t.micro_batch_size in (None, "auto") else t.micro_batch_size
+    _require(isinstance(micro, int) and not isinstance(micro, bool), f"{prefix}.micro_batch_size",
+             f"must be a number of sequences or auto, got {micro!r}")
     _require(micro >= 1 and t.batch_size % micro == 0, f"{prefix}.micro_batch_size",
              f"batch_size={t.batch_size} is not a multiple of micro_batch_size={micro}")
+    _require(not (t.micro_batch_size == "auto" and t.backend == "jax"), f"{prefix}.micro_batch_size",
+             "auto measures torch's memory; give the JAX backend a number")
     tokens_per_step = t.batch_size * t.seq_len
     _require(t.words is not None or t.tokens >= tokens_per_step, f"{prefix}.tokens",
              f"budget {t.tokens:.0f} is smaller than one batch "

@@ -29,7 +29,8 @@ def make_plan(t: TrainConfig, sampler: WindowSampler, world_size: int = 1, token
     if steps < 1:
         raise ConfigError("train.words" if t.words else "train.tokens",
                           f"budget of {budget:.0f} tokens is smaller than one batch ({tokens_per_step})")
-    micro = t.micro_batch_size or t.batch_size // world_size
+    # "auto" plans the whole share; the torch backend measures the device and replans (lab/micro_batch.py).
+    micro = t.batch_size // world_size if t.micro_batch_size in (None, "auto") else t.micro_batch_size
     if micro < 1 or t.batch_size % (micro * world_size) != 0:
         raise ConfigError("train.micro_batch_size",
                           f"batch_size={t.batch_size} must split into micro batches of {micro} "

@@ -4,6 +4,7 @@ so another framework plugs in by offering the same few methods."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -85,7 +86,7 @@ def train_step(model, optimizer, sampler: WindowSampler, plan: Plan, step: int, 
 
 @torch.no_grad()
 def evaluate(model, tokens: np.ndarray, byte_lengths: np.ndarray, t: TrainConfig,
-             precision: Precision, rank: int = 0, world: int = 1) -> dict:
+             precision: Precision, rank: int = 0, world: int = 1, micro_batch: int | None = None) -> dict:
     """Held-out loss in nats per token and bits per byte over the first eval_tokens tokens.
 
     Each of the `world` processes takes a contiguous share of the windows (lab.data.eval_window_range);
@@ -100,7 +101,8 @@ def evaluate(model, tokens: np.ndarray, byte_lengths: np.ndarray, t: TrainConfig
     # Validation materialises (rows x seq_len x vocab) logits: at GPU scale a training batch of
     # them is tens of GB. Rows are capped so one forward's logits stay near 1 GiB in fp32.
     rows_cap = EVAL_LOGIT_ELEMENTS // (t.seq_len * model.cfg.vocab_size)
-    rows = max(1, min(t.micro_batch_size or t.batch_size, rows_cap))
+    rows = max(1, min(micro_batch or (t.micro_batch_size if isinstance(t.micro_batch_size, int) else t.batch_size),
+                      rows_cap))
     batches = list(eval_batches(tokens, t.seq_len, t.eval_tokens, rows, rank, world))
     forwards = len(batches)
     sharded = world > 1 and distributed.is_sharded(model)
@@ -159,8 +161,37 @@ class TorchBackend:
         if self.sharded:
             distributed.shard_model(self.model, world, torch.device(self.precision.device).type)
         self.optimizer = build_optimizer(self.model, t, self.precision.device)
+        if t.micro_batch_size == "auto":
+            self.plan = self._measured_micro_batch(plan)
         self.byte_lengths = token_byte_lengths(corpus.tokenizer_path)
         self.trained = self.model  # the wrapped model (DDP, compile) once start() ran
+
+    def _measured_micro_batch(self, plan: Plan) -> Plan:
+        """The plan with train.micro_batch_size=auto resolved on this device (lab.micro_batch):
+        every process of a run has the same device and the same answer, through the same cache."""
+        from lab import micro_batch
+
+        t, device = self.cfg.train, torch.device(self.precision.device)
+        share = micro_batch.per_process_batch(t.batch_size, self.world)
+        if device.type != "cuda":  # no device memory to measure: no accumulation
+            micro = share
+        else:
+            m = self.cfg.model
+            shape = {"model": dataclasses.asdict(m), "seq_len": t.seq_len, "precision": self.precision.dtype,
+                     "activation_checkpointing": t.activation_checkpointing, "parallel": t.parallel,
+                     "world": self.world, "device_name": torch.cuda.get_device_name(device),
+                     "memory": torch.cuda.get_device_properties(device).total_memory}
+            params = sum(p.numel() for p in self.model.parameters())  # this process's (an FSDP shard)
+            fits = micro_batch.torch_fits(self.model, 8 * params, t.seq_len, m.vocab_size, self.precision, device)
+            cache = Path(self.cfg.corpus.cache_dir).parent / micro_batch.CACHE_FILE
+            micro = micro_batch.resolve(shape, share, fits, cache, log=print if self.rank == 0 else lambda _: None)
+            if self.world > 1:  # one plan for every process: the smallest answer (each divides the share)
+                import torch.distributed as dist
+
+                agreed = torch.tensor(micro, device=device)
+                dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+                micro = int(agreed)
+        return dataclasses.replace(plan, micro_batch=micro, accumulation=share // micro)
 
     def precision_warning(self) -> str | None:
         p = self.precision
@@ -207,7 +238,7 @@ class TorchBackend:
 
     def evaluate(self, split: str) -> dict:
         return evaluate(self.model, self.corpus.tokens(split), self.byte_lengths, self.cfg.train, self.precision,
-                        self.rank, self.world)
+                        self.rank, self.world, self.plan.micro_batch)
 
     def has_checkpoint(self, run_dir: Path, step: int | None = None) -> bool:
         """Whether run_dir holds any checkpoint, or an intact one at `step`."""

@@ -52,6 +52,7 @@ def train(cfg: RunConfig, run_dir: Path, corpus, *, rank: int = 0, world: int = 
 
         sampler, plan, tokens_per_word = plan_run(cfg, corpus, world)
         backend = TorchBackend(cfg, corpus, sampler, plan, rank=rank, world=world, ddp_wrap=ddp_wrap)
+        plan = backend.plan  # train.micro_batch_size=auto is resolved on the device
     return Loop(cfg, run_dir, backend, plan, tokens_per_word, rank=rank, world=world).run()
 
 
@@ -78,8 +79,6 @@ class Loop:
         start = self._resume_from(resumed)
         self.backend.start()
         metrics = MetricsLog(self.run_dir / "metrics.jsonl", start if resumed else None) if self.is_writer else None
-        # Rank 0's live dashboards (cfg.logger) mirror metrics.jsonl from here on (lab/loggers.py).
-        dashboards = open_dashboards(self.cfg, self.run_dir, metrics, fresh=resumed is None, label=self.label)
         progress = Progress(self.plan.steps, start, self.plan.tokens_per_step,
                             self.t.progress if self.is_writer else "none", self.label)
         if resumed is not None:
@@ -87,6 +86,9 @@ class Loop:
         if (warning := self.backend.precision_warning()) is not None:
             progress.message(f"{self.label}: {warning}")
         self.t0 = time.perf_counter()
+        # Rank 0's live dashboards (cfg.logger) mirror metrics.jsonl from here on (lab/loggers.py),
+        # opened last so that nothing between opening and the with-block can leave one open.
+        dashboards = open_dashboards(self.cfg, self.run_dir, metrics, fresh=resumed is None, label=self.label)
         with dashboards:  # closed however the run ends (a crash marks the W&B run failed)
             status, reason = self._steps(start, metrics, progress)
             if status == "done" and (resumed is None or resumed.step != self.plan.steps):
