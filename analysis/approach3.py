@@ -34,7 +34,7 @@ class SurfaceOptions:
     repeat_correction: bool = True
     # Fit R_D* instead of fixing it at Muennighoff et al.'s 15.4.
     fit_repeat_decay: bool = False
-    # None: no quality term. "exponential": log m(q) = gamma (1 - q). "per_level": one free
+    # None: no quality term. "exponential": log m(q) = gamma (q_top - q), q_top the highest level (1 on the synthetic dial). "per_level": one free
     # log-multiplier per quality level, the highest level being the reference (m = 1).
     quality_form: str | None = None
     polished_starts: int = DEFAULT_POLISHED_STARTS
@@ -75,7 +75,8 @@ def quality_design(quality: np.ndarray, form: str) -> tuple[np.ndarray, tuple[st
     if len(levels) < 2:
         raise InsufficientData(f"a quality term needs at least 2 quality levels, got {len(levels)}")
     if form == "exponential":
-        return (1.0 - quality)[:, None], ("gamma",), (), 1.0
+        # Measured from the highest level, so m = 1 there on any axis (a threshold of 4, a share of 0.3).
+        return (levels[-1] - quality)[:, None], ("gamma",), (), levels[-1]
     if form == "per_level":
         reference, free_levels = levels[-1], levels[:-1]
         design = np.column_stack([(quality == level).astype(float) for level in free_levels])

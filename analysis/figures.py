@@ -307,15 +307,16 @@ def plot_quality(result: QualityResult, runs: RunTable, directory: Path, name: s
         right.errorbar(levels, values, yerr=np.nan_to_num(errors), fmt="o", color="tab:purple", capsize=3,
                        label="free multiplier per level (joint fit)")
         exponential = result.joint["exponential"]
-        q_grid = np.linspace(0.0, 1.0, 101)
+        top = float(levels[-1])
+        q_grid = np.linspace(min(0.0, float(levels[0])), max(1.0, top), 101)
         gamma_column = exponential.fit.names.index("gamma")
-        curve = np.exp(exponential.fit.theta[gamma_column] * (1.0 - q_grid))
-        right.plot(q_grid, curve, color="tab:green", lw=1.5, label="exp(gamma (1 - q)) (joint fit)")
+        curve = np.exp(exponential.fit.theta[gamma_column] * (top - q_grid))
+        right.plot(q_grid, curve, color="tab:green", lw=1.5, label=f"exp(gamma ({top:g} - q)) (joint fit)")
         gammas = exponential.replicates[:, gamma_column]
         gammas = gammas[~np.isnan(gammas)]
         band = (None, None)
         if gammas.size:
-            band = _band(np.exp(gammas[:, None] * (1.0 - q_grid[None, :])))
+            band = _band(np.exp(gammas[:, None] * (top - q_grid[None, :])))
             right.fill_between(q_grid, band[0], band[1], color="tab:green", alpha=0.2, lw=0)
         right.axhline(1.0, color="0.5", lw=0.8)
         right.set_xlabel("data quality q (fraction of textbook-grade data)")

@@ -76,7 +76,7 @@ def _log_multipliers(result: SurfaceResult, form: str, levels: tuple[float, ...]
     thetas = np.atleast_2d(thetas)
     if form == "exponential":
         gamma = thetas[:, result.fit.names.index("gamma")]
-        return {q: gamma * (1.0 - q) for q in levels}
+        return {q: gamma * (max(levels) - q) for q in levels}  # as analysis.approach3.quality_design
     logs = {q: np.zeros(len(thetas)) for q in levels}
     for level in result.multiplier_levels:  # by name: a fitted repeat decay comes first
         logs[level] = thetas[:, result.fit.names.index(f"log_multiplier_q{level:g}")]

@@ -200,7 +200,7 @@ def quality_lines(result: QualityResult) -> list[str]:
         lines.append(f"  m(q), joint {form} fit: " + "; ".join(
             f"q={q:g}: {estimate.format()}" for q, estimate in multipliers.items()))
     if "gamma" in result.joint["exponential"].estimates:
-        lines.append(f"  gamma (log m(q) = gamma (1 - q)): "
+        lines.append(f"  gamma (log m(q) = gamma ({result.levels[-1]:g} - q)): "
                      f"{result.joint['exponential'].estimates['gamma'].format()}")
     low, high = result.levels[0], result.levels[-1]
     for how, estimate in result.token_worth.items():
@@ -345,7 +345,8 @@ def quality_section(result: QualityResult, figure: str | None) -> list[str]:
     low, high = result.levels[0], result.levels[-1]
     lines = ["## Data quality", "",
              f"Levels {', '.join(f'{q:g}' for q in result.levels)} (1 = textbook, 0 = web). Joint fits use "
-             "D_eff = m(q) D with m(1) = 1: *exponential* log m(q) = gamma (1 - q), *per level* one free "
+             f"D_eff = m(q) D with m = 1 at the highest level: *exponential* log m(q) = gamma ({result.levels[-1]:g} - q), "
+             "*per level* one free "
              "multiplier per level (reference: the highest level).", ""]
     lines += [f"- {note}" for note in result.notes] + ([""] if result.notes else [])
     lines += ["| q | " + " | ".join(f"m(q), joint {form}" for form in result.multipliers) + " |",

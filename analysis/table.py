@@ -199,8 +199,9 @@ def _quality_levels(rows: list[dict[str, str]], header: list[str], column) -> np
     """Each row's quality level as a number: `quality_value` where the axis has one (the synthetic
     dial, a score threshold, a mixture's share); the synthetic dial `quality` for tables written
     before that column. A level named by `quality_label` alone (grid.sources: no number) gets its
-    rank, the first label listed 1 (the grid's reference level) down to the last 0, so sources
-    are told apart instead of all reading as quality 1 (a real corpus's dial)."""
+    rank, the first label in the table 1 down to the last 0 (a grid writes its rows in the order
+    grid.sources lists them), so sources are told apart instead of all reading as quality 1 (a
+    real corpus's dial). A table sorted or merged by hand reorders them: list the highest first."""
     quality = column(QUALITY_VALUE_COLUMN)
     labels = [(row.get(QUALITY_LABEL_COLUMN) or "").strip() for row in rows]
     ranked = list(dict.fromkeys(label for label, value in zip(labels, quality) if label and np.isnan(value)))

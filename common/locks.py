@@ -13,7 +13,8 @@ A lock left by a process that died (SIGKILL, a node lost) is stale and may be br
 - from another host, when its heartbeat is older than STALE_AFTER_S (its pid cannot be checked
   from here). Clocks of the nodes must agree to well within that (NTP does).
 A record that cannot be read is a lock being created (O_EXCL fallback) unless older than a minute;
-the bare pid the earlier flock() scheme left in the file is stale.
+the bare pid the earlier flock() scheme left in the file is stale unless a process of that scheme
+still holds its flock() (an upgrade while old code runs).
 Breaking is serialised by a second lock file (name + ".break") and checks, after moving the
 stale lock aside, that it moved the record it judged: a fresh lock moved by mistake goes back.
 """
@@ -59,6 +60,26 @@ def _pid_alive(pid: int, started: str | None) -> bool:
     return started is None or _start_time(pid) in (None, started)
 
 
+def _flock_held(path: Path) -> bool:
+    """Whether a process of the earlier scheme still holds its flock() on the file (code from
+    before this module, still running during an upgrade)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # flock() not offered here: nothing to ask
+        return False
+    finally:
+        os.close(fd)  # closing releases a lock taken here
+    return False
+
+
 def _my_record(token: str) -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid(), "started": _start_time(os.getpid()),
             "slurm_job": os.environ.get("SLURM_JOB_ID"), "slurm_restart": int(os.environ.get("SLURM_RESTART_COUNT", "0")),
@@ -73,7 +94,7 @@ def read_lock(path: Path) -> tuple[dict | None, float] | None:
     except FileNotFoundError:
         return None
     if text.strip().isdigit():  # the bare pid of the earlier flock() scheme
-        return {"legacy_pid": int(text)}, mtime
+        return {"legacy_pid": int(text), "legacy_held": _flock_held(path)}, mtime
     try:
         record = json.loads(text)
     except ValueError:
@@ -87,7 +108,7 @@ def stale_reason(record: dict | None, mtime: float) -> str | None:
     if record is None:
         return f"unreadable for {age:.0f}s" if age > _UNREADABLE_GRACE_S else None
     if "legacy_pid" in record:
-        return "left by the earlier flock() scheme"
+        return None if record.get("legacy_held") else "left by the earlier flock() scheme, whose holder is gone"
     job = os.environ.get("SLURM_JOB_ID")
     if job and record.get("slurm_job") == job and \
             record.get("slurm_restart", 0) < int(os.environ.get("SLURM_RESTART_COUNT", "0")):
@@ -169,6 +190,9 @@ def try_acquire(path: Path) -> str:
         if _create(path, _my_record(token)):
             return token
         found = read_lock(path)
+        # Our own record: a link that succeeded but whose reply was lost (NFS retries it, EEXIST).
+        if found is not None and (found[0] or {}).get("token") == token:
+            return token
         if found is not None and stale_reason(*found) is None:
             raise LockHeld(describe(found[0]))
         _break_if_stale(path)

@@ -226,6 +226,43 @@ def test_a_reused_pid_and_the_old_flock_file_do_not_hold_the_run(tmp_path):
         pass
 
 
+def test_a_process_of_the_old_flock_scheme_still_holds_its_run(tmp_path):
+    # During an upgrade, code from before common.locks may still be training: its flock() counts.
+    import fcntl
+
+    import pytest
+
+    from common.errors import RunLocked
+    from lab.runs import is_locked
+
+    (tmp_path / "lock").write_text("12345\n")
+    fd = os.open(tmp_path / "lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another open file: conflicts as another process's would
+    try:
+        assert is_locked(tmp_path)
+        with pytest.raises(RunLocked):
+            with run_lock(tmp_path):
+                pass
+    finally:
+        os.close(fd)
+    assert not is_locked(tmp_path)
+
+
+def test_a_lock_whose_link_reply_was_lost_is_still_ours(tmp_path, monkeypatch):
+    # NFS retries a LINK whose reply was lost; the retry fails with EEXIST though the first took.
+    import common.locks
+
+    real_link = os.link
+
+    def link_then_lose_the_reply(src, dst):
+        real_link(src, dst)
+        raise FileExistsError(dst)
+
+    monkeypatch.setattr(common.locks.os, "link", link_then_lose_the_reply)
+    token = common.locks.try_acquire(tmp_path / "lock")
+    assert common.locks.holds(tmp_path / "lock", token)
+
+
 def test_a_lock_taken_over_is_neither_removed_nor_kept_working_on(tmp_path, monkeypatch):
     import time
 
