@@ -8,7 +8,7 @@ listed dense peak (lab.precision; a CPU's is measured). Compilation and warm-up 
 excluded and printed apart.
 
 Usage: python bench/mfu.py [--shape gpt2-small|tiny] [--batch 8] [--seq 1024] [--steps 20]
-                           [--backends torch,jax]
+                           [--backends torch,jax] [--compile]
   gpt2-small: ~124M parameters (d_model 768, 12 layers, 12 heads, 4 KV heads, vocab 50304).
   tiny: a seconds-long CPU smoke of the script itself.
 """
@@ -36,7 +36,7 @@ def batches(n: int, batch: int, seq: int, vocab: int, seed: int = 0) -> list[np.
     return [rng.integers(0, vocab, (batch, seq + 1), dtype=np.int64) for _ in range(n)]
 
 
-def time_torch(cfg: ModelConfig, data: list[np.ndarray], warmup: int) -> dict:
+def time_torch(cfg: ModelConfig, data: list[np.ndarray], warmup: int, compile: bool = False) -> dict:
     import torch
 
     from lab.model import Llama
@@ -47,11 +47,12 @@ def time_torch(cfg: ModelConfig, data: list[np.ndarray], warmup: int) -> dict:
     torch.manual_seed(0)
     model = Llama(cfg).to(precision.device)
     optimizer = build_optimizer(model, TrainConfig(lr=1e-4), precision.device)
+    trained = torch.compile(model) if compile else model  # compiled during the warm-up steps
 
     def step(block):
         x = torch.from_numpy(block).to(precision.device)
         with precision.autocast():
-            loss = model(x[:, :-1], x[:, 1:])
+            loss = trained(x[:, :-1], x[:, 1:])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -70,7 +71,8 @@ def time_torch(cfg: ModelConfig, data: list[np.ndarray], warmup: int) -> dict:
     sync()
     elapsed = time.perf_counter() - start
     device = torch.cuda.get_device_name() if precision.device == "cuda" else "cpu"
-    return {"backend": "torch", "device": device, "precision": precision.dtype, "warmup_s": warm_s,
+    return {"backend": "torch" + (" compiled" if compile else ""), "device": device, "precision": precision.dtype,
+            "warmup_s": warm_s,
             "seconds": elapsed, "loss": float(loss.detach()), "peak": peak_flops(precision)}
 
 
@@ -125,18 +127,19 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--backends", default="torch,jax")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the torch model (as train.compile=true)")
     args = ap.parse_args()
     cfg = ModelConfig(**SHAPES[args.shape])
     shape = describe(cfg, args.seq)
     data = batches(args.warmup + args.steps, args.batch, args.seq, cfg.vocab_size)
     print(f"shape {args.shape}: {shape['params'] / 1e6:.1f}M parameters, {shape['flops_per_token'] / 1e6:.0f} "
           f"MFLOP/token, batch {args.batch} x {args.seq}, {args.steps} timed steps after {args.warmup}")
-    timers = {"torch": time_torch, "jax": time_jax}
+    timers = {"torch": lambda *a: time_torch(*a, compile=args.compile), "jax": time_jax}
     for name in args.backends.split(","):
         row = timers[name](cfg, data, args.warmup)
         tokens_per_s = args.steps * args.batch * args.seq / row["seconds"]
         row.update(tokens_per_s=tokens_per_s, mfu=tokens_per_s * shape["flops_per_token"] / row["peak"])
-        print(f"{name:>5} on {row['device']} ({row['precision']}): {tokens_per_s:10,.0f} tokens/s, "
+        print(f"{row['backend']:>5} on {row['device']} ({row['precision']}): {tokens_per_s:10,.0f} tokens/s, "
               f"MFU {row['mfu']:.1%} (warm-up incl. compile {row['warmup_s']:.1f} s, last loss {row['loss']:.3f})")
         print(json.dumps(row))
 
