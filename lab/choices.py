@@ -16,7 +16,7 @@ from statistics import NormalDist
 
 import torch
 
-from lab.scoring import continuation_logprobs, encode_texts
+from lab.scoring import Tally, continuation_logprobs, encode_texts
 
 CHOICE_KEYS = ("context", "choices", "answer")
 GROUP_KEY = "hops"
@@ -135,20 +135,16 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> list[float] | No
     return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
-class _Tally:
-    __slots__ = ("chance", "correct", "correct_norm", "n", "nan", "ties", "ties_norm")
+class _Tally(Tally):
+    """Tally's counts, and the chance accuracy of the items counted (their choices vary in number)."""
+    __slots__ = ("chance",)
 
     def __init__(self):
-        self.n = self.correct = self.ties = self.nan = self.correct_norm = self.ties_norm = 0
+        super().__init__()
         self.chance = 0.0
 
     def add(self, raw: str, norm: str, n_choices: int) -> None:
-        self.n += 1
-        self.correct += raw == "correct"
-        self.ties += raw == "tie"
-        self.nan += raw == "nan"
-        self.correct_norm += norm == "correct"
-        self.ties_norm += norm == "tie"
+        super().add(raw, norm)
         self.chance += 1 / n_choices
 
     def row(self) -> dict:

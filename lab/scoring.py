@@ -150,7 +150,8 @@ def _verdict(good: float, bad: float) -> str:
     return "tie" if good == bad else "wrong"
 
 
-class _Tally:
+class Tally:
+    """Outcome counts of one group of items, raw and length-normalised (lab.choices extends it)."""
     __slots__ = ("n", "correct", "ties", "nan", "correct_norm", "ties_norm")
 
     def __init__(self):
@@ -194,8 +195,8 @@ def score_pairs(model: torch.nn.Module, tokenizer, pairs: Iterable[dict], *, bos
     scores = sentence_logprobs(model, good + bad, bos_id, device, batch_size)
     lp_good, lp_bad = scores[:len(pairs)], scores[len(pairs):]
 
-    overall = _Tally()
-    tables: dict[str, dict[str, _Tally]] = {"phenomenon": defaultdict(_Tally), "UID": defaultdict(_Tally)}
+    overall = Tally()
+    tables: dict[str, dict[str, Tally]] = {"phenomenon": defaultdict(Tally), "UID": defaultdict(Tally)}
     records = []
     for i, pair in enumerate(pairs):
         raw = _verdict(lp_good[i], lp_bad[i])

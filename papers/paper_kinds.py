@@ -103,25 +103,22 @@ def loss_by_quality(name: str, keys: list[str], ctx: Context, directory: Path):
 
 def quality_multiplier(name: str, keys: list[str], ctx: Context, directory: Path):
     """The effective-data multiplier m(q) and the exchange rate (analysis.figures.plot_quality)."""
-    key = _one(keys, "quality_multiplier")
-    fits = ctx.fits[key]
-    if fits is not None and fits.quality is not None:
-        runs = ctx.tables[key].runs
-        graded = runs.subset(~np.isnan(runs.quality))
-        return analysis_figures.plot_quality(fits.quality, graded, directory, name), list(graded.run_ids)
-    reason = ctx.fit_json[key].get("skipped") or (ctx.fit_json[key].get("quality") or {}).get("skipped", "")
-    return _missing(name, directory, f"no quality fit: {reason}", ctx.tables[key].runs.run_ids)
+    return _quality_figure(name, _one(keys, "quality_multiplier"), ctx, directory, analysis_figures.plot_quality)
 
 
 def quality_metrics(name: str, keys: list[str], ctx: Context, directory: Path):
     """What a textbook token is worth on the loss and on each accuracy, and the accuracy fits
     (analysis.figures.plot_metric_effects)."""
-    key = _one(keys, "quality_metrics")
+    return _quality_figure(name, _one(keys, "quality_metrics"), ctx, directory, analysis_figures.plot_metric_effects)
+
+
+def _quality_figure(name: str, key: str, ctx: Context, directory: Path, plot):
+    """plot(quality fit, runs with a quality level, directory, name), or a placeholder saying why not."""
     fits = ctx.fits[key]
     if fits is not None and fits.quality is not None:
         runs = ctx.tables[key].runs
         graded = runs.subset(~np.isnan(runs.quality))
-        return analysis_figures.plot_metric_effects(fits.quality, graded, directory, name), list(graded.run_ids)
+        return plot(fits.quality, graded, directory, name), list(graded.run_ids)
     reason = ctx.fit_json[key].get("skipped") or (ctx.fit_json[key].get("quality") or {}).get("skipped", "")
     return _missing(name, directory, f"no quality fit: {reason}", ctx.tables[key].runs.run_ids)
 
@@ -249,13 +246,18 @@ def _estimate_cell(estimate: dict | None) -> str:
     return f"{num(value)} [{num(ci[0])}, {num(ci[1])}]"
 
 
+def _quality_entry(key: str, ctx: Context, field: str):
+    """(the quality fit's `field` in the grid's fits.json, why it is missing or None)."""
+    quality = ctx.fit_json[key].get("quality") or {}
+    value = quality.get(field)
+    return value, None if value else (quality.get("skipped") or ctx.fit_json[key].get("skipped") or "no quality fit")
+
+
 def token_worth_table(keys: list[str], ctx: Context) -> str:
     lines = ["| grid | estimate | web tokens per textbook token [95% CI] |", "| --- | --- | --- |"]
     for key in keys:
-        quality = ctx.fit_json[key].get("quality") or {}
-        worth = quality.get("web_tokens_per_textbook_token")
+        worth, reason = _quality_entry(key, ctx, "web_tokens_per_textbook_token")
         if not worth:
-            reason = quality.get("skipped") or ctx.fit_json[key].get("skipped") or "no quality fit"
             lines.append(f"| {key} | – | not estimated: {reason} |")
             continue
         for how, estimate in worth.items():
@@ -269,10 +271,8 @@ def quality_effects_table(keys: list[str], ctx: Context) -> str:
     lines = ["| grid | metric | web tokens per textbook token | 95% interval | permutation p | verdict | link |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for key in keys:
-        quality = ctx.fit_json[key].get("quality") or {}
-        effects = quality.get("metric_effects")
+        effects, reason = _quality_entry(key, ctx, "metric_effects")
         if not effects:
-            reason = quality.get("skipped") or ctx.fit_json[key].get("skipped") or "no quality fit"
             lines.append(f"| {key} | – | – | – | – | not estimated: {reason} | – |")
             continue
         for effect in effects.values():
