@@ -70,7 +70,9 @@ def _flock_held(path: Path) -> bool:
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Shared: it conflicts with the holder's exclusive lock all the same, and needs only read
+        # access (NFS emulates flock() with fcntl locks, whose exclusive kind needs write access).
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
     except OSError:  # flock() not offered here: nothing to ask

@@ -56,29 +56,59 @@ def read_cache(path: Path) -> dict:
         return {}
 
 
-def resolve(shape: dict, share: int, fits: Callable[[int], bool], cache_path: Path | None,
-            log: Callable[[str], None] = print) -> int:
-    """The cached micro batch for `shape` (everything that moves the memory: model, seq_len,
-    precision, device, processes), else the measured one, which is then cached."""
-    key = cache_key(shape)
-    cached = read_cache(cache_path).get(key) if cache_path is not None else None
-    if cached is not None and share % int(cached) == 0:
-        return int(cached)
+def lookup(shape: dict, share: int, cache_path: Path | None) -> int | None:
+    """The cached micro batch for `shape`, if one is cached and splits `share`."""
+    cached = read_cache(cache_path).get(cache_key(shape)) if cache_path is not None else None
+    return int(cached) if cached is not None and share % int(cached) == 0 else None
+
+
+def measure(shape: dict, share: int, fits: Callable[[int], bool]) -> int:
+    """The largest divisor of `share` that fits, or a ConfigError saying what to do instead."""
     found = largest_fitting(candidates(share), fits)
     if found is None:
         raise ConfigError("train.micro_batch_size", f"not even one sequence of {shape['seq_len']} tokens fits "
                                                     f"{shape['device_name']}; use train.activation_checkpointing=true, "
                                                     "train.parallel=fsdp, or a smaller model")
-    log(f"train.micro_batch_size=auto: {found} of {share} sequences per process fit {shape['device_name']}")
-    if cache_path is not None:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        # Read again just before writing: another run may have cached another shape meanwhile.
-        atomic_write_text(cache_path, json.dumps({**read_cache(cache_path), key: found}, indent=1, sort_keys=True))
     return found
 
 
-def torch_fits(model, optimizer_bytes: int, seq_len: int, vocab_size: int, precision, device) -> Callable[[int], bool]:
-    """A probe for one CUDA device: a forward and backward pass on `rows` random sequences."""
+def store(shape: dict, micro: int, cache_path: Path) -> None:
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    # Read again just before writing: another run may have cached another shape meanwhile.
+    atomic_write_text(cache_path, json.dumps({**read_cache(cache_path), cache_key(shape): micro}, indent=1,
+                                             sort_keys=True))
+
+
+def resolve(shape: dict, share: int, fits: Callable[[int], bool], cache_path: Path | None,
+            log: Callable[[str], None] = print) -> int:
+    """The cached micro batch for `shape` (everything that moves the memory: model, seq_len,
+    precision, device, processes), else the measured one, which is then cached. One process's
+    view: a run of several processes agrees on each step instead (TorchBackend)."""
+    cached = lookup(shape, share, cache_path)
+    if cached is not None:
+        return cached
+    found = measure(shape, share, fits)
+    log(f"train.micro_batch_size=auto: {found} of {share} sequences per process fit {shape['device_name']}")
+    if cache_path is not None:
+        store(shape, found, cache_path)
+    return found
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """CUDA's allocator raises OutOfMemoryError; cuBLAS and attention kernels that cannot get their
+    workspace raise a plain RuntimeError saying so."""
+    import torch
+
+    text = str(error)
+    return isinstance(error, torch.cuda.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and ("out of memory" in text or "ALLOC_FAILED" in text))
+
+
+def torch_fits(model, optimizer_bytes: int, seq_len: int, vocab_size: int, precision, device,
+               extra_bytes_per_row: int = 0) -> Callable[[int], bool]:
+    """A probe for one CUDA device: a forward and backward pass on `rows` random sequences.
+    extra_bytes_per_row: memory a row will take that the probe's eager pass does not show (the
+    whole logits of a compiled step)."""
     import torch
 
     total = torch.cuda.get_device_properties(device).total_memory
@@ -92,12 +122,14 @@ def torch_fits(model, optimizer_bytes: int, seq_len: int, vocab_size: int, preci
                 loss = model(x, x)
             loss.backward()
             peak = torch.cuda.max_memory_allocated(device)
-        except torch.cuda.OutOfMemoryError:
+        except RuntimeError as error:
+            if not out_of_memory(error):
+                raise
             return False
         finally:
             model.zero_grad(set_to_none=True)
             loss = None
             torch.cuda.empty_cache()
-        return peak + optimizer_bytes <= MEMORY_FRACTION * total
+        return peak + optimizer_bytes + rows * extra_bytes_per_row <= MEMORY_FRACTION * total
 
     return fits

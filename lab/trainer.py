@@ -85,10 +85,10 @@ class Loop:
             progress.message(f"{self.label}: resumed from step {start} ({resumed.name})")
         if (warning := self.backend.precision_warning()) is not None:
             progress.message(f"{self.label}: {warning}")
-        self.t0 = time.perf_counter()
         # Rank 0's live dashboards (cfg.logger) mirror metrics.jsonl from here on (lab/loggers.py),
         # opened last so that nothing between opening and the with-block can leave one open.
         dashboards = open_dashboards(self.cfg, self.run_dir, metrics, fresh=resumed is None, label=self.label)
+        self.t0 = time.perf_counter()  # (a dashboard's start-up is not training time)
         with dashboards:  # closed however the run ends (a crash marks the W&B run failed)
             status, reason = self._steps(start, metrics, progress)
             if status == "done" and (resumed is None or resumed.step != self.plan.steps):

@@ -73,7 +73,9 @@ def test_bf16_training_follows_fp32(device):
         losses[precision] = [train_step(model, optimizer, sampler, plan, step, t.lr, t, p)[0] for step in range(20)]
     assert losses["fp32"][-1] < losses["fp32"][0] - 1.0  # it learned something
     for a, b in zip(losses["fp32"], losses["bf16"]):
-        assert b == pytest.approx(a, rel=5e-3)  # (2e-4 measured on an AVX-512 CPU with native bf16)
+        # 2e-4 measured on an AVX-512 CPU with native bf16; a GPU's kernels differ more, a broken
+        # bf16 path (overflow, a lost cast) by far more.
+        assert b == pytest.approx(a, rel=1e-2)
 
 
 def test_the_memory_probe_finds_the_largest_micro_batch_that_fits(device, tmp_path):
