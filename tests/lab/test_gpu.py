@@ -93,3 +93,36 @@ def test_the_memory_probe_finds_the_largest_micro_batch_that_fits(device, tmp_pa
     shape = {"model": "probe test", "seq_len": 8192, "device_name": torch.cuda.get_device_name()}
     found = micro_batch.resolve(shape, 4096, fits, tmp_path / micro_batch.CACHE_FILE)
     assert 1 <= found < 4096 and fits(found) and not fits(found * 2)
+
+
+def test_a_checkpoint_taken_on_the_device_resumes_on_a_cpu(device, tmp_path):
+    # Optimizer state is loaded onto the CPU first (map_location) and moved to each parameter's
+    # device by load_state_dict: a GPU run resumes on a CPU-only machine, each rank on its own GPU.
+    from lab import checkpoint
+    from lab.torch_backend import build_optimizer
+
+    cfg = ModelConfig(d_model=32, n_layers=1, n_heads=4, n_kv_heads=2, vocab_size=128)
+    x = torch.randint(0, 128, (2, 16))
+
+    def one_step(model, optimizer, on):
+        loss = model(x.to(on), x.to(on))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.item()
+
+    torch.manual_seed(0)
+    model = Llama(cfg).to(device)
+    optimizer = build_optimizer(model, TrainConfig(), device)
+    one_step(model, optimizer, device)
+    checkpoint.save(tmp_path, 1, model, {"optimizer": optimizer.state_dict()}, keep=1)
+    expected = one_step(model, optimizer, device)
+
+    restored = Llama(cfg)
+    ckpt = checkpoint.load_latest(tmp_path)
+    checkpoint.load_model_weights(restored, ckpt.model_state)
+    cpu_optimizer = build_optimizer(restored, TrainConfig(), "cpu")
+    cpu_optimizer.load_state_dict(ckpt.train_state["optimizer"])
+    assert all(v.device.type == "cpu" for state in cpu_optimizer.state.values() for v in state.values()
+               if isinstance(v, torch.Tensor))
+    assert one_step(restored, cpu_optimizer, "cpu") == pytest.approx(expected, rel=1e-4)
