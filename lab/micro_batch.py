@@ -23,10 +23,6 @@ MEMORY_FRACTION = 0.85
 CACHE_FILE = "micro_batch.json"
 
 
-def per_process_batch(batch_size: int, world: int) -> int:
-    return batch_size // world
-
-
 def candidates(share: int) -> list[int]:
     """Micro batches that split `share` sequences exactly, smallest first."""
     return [d for d in range(1, share + 1) if share % d == 0]
@@ -80,17 +76,22 @@ def store(shape: dict, micro: int, cache_path: Path) -> None:
 
 
 def resolve(shape: dict, share: int, fits: Callable[[int], bool], cache_path: Path | None,
-            log: Callable[[str], None] = print) -> int:
+            log: Callable[[str], None] = print, *, writer: bool = True,
+            from_writer: Callable[[int | None], int | None] = lambda cached: cached) -> int:
     """The cached micro batch for `shape` (everything that moves the memory: model, seq_len,
-    precision, device, processes), else the measured one, which is then cached. One process's
-    view: a run of several processes agrees on each step instead (TorchBackend)."""
-    cached = lookup(shape, share, cache_path)
+    precision, device, processes), else the measured one, which is then cached.
+
+    Several processes of one run take the same steps, so none waits on a collective another
+    skipped: only the writer reads and writes the cache, `from_writer` hands its answer to every
+    process, and `fits` must answer alike everywhere (TorchBackend passes both)."""
+    cached = from_writer(lookup(shape, share, cache_path) if writer else None)
     if cached is not None:
         return cached
     found = measure(shape, share, fits)
-    log(f"train.micro_batch_size=auto: {found} of {share} sequences per process fit {shape['device_name']}")
-    if cache_path is not None:
-        store(shape, found, cache_path)
+    if writer:
+        log(f"train.micro_batch_size=auto: {found} of {share} sequences per process fit {shape['device_name']}")
+        if cache_path is not None:
+            store(shape, found, cache_path)
     return found
 
 

@@ -167,15 +167,12 @@ class TorchBackend:
         self.trained = self.model  # the wrapped model (DDP, compile) once start() ran
 
     def _measured_micro_batch(self, plan: Plan) -> Plan:
-        """The plan with train.micro_batch_size=auto resolved on this device (lab.micro_batch).
-
-        Every process takes the same steps, so none waits on a collective another skipped (an
-        FSDP probe gathers parameters): rank 0 alone reads the cache and sends its answer; when
-        measuring, a size fits only if it fits every process; rank 0 alone writes the answer."""
+        """The plan with train.micro_batch_size=auto resolved on this device (lab.micro_batch):
+        rank 0 reads and writes the cache, and a size fits only if it fits every process."""
         from lab import micro_batch
 
         t, device = self.cfg.train, torch.device(self.precision.device)
-        share = micro_batch.per_process_batch(t.batch_size, self.world)
+        share = t.batch_size // self.world
         if device.type != "cuda":  # no device memory to measure: no accumulation
             return dataclasses.replace(plan, micro_batch=share, accumulation=1)
         m = self.cfg.model
@@ -183,19 +180,14 @@ class TorchBackend:
                  "activation_checkpointing": t.activation_checkpointing, "parallel": t.parallel,
                  "compile": t.compile, "world": self.world, "device_name": torch.cuda.get_device_name(device),
                  "memory": torch.cuda.get_device_properties(device).total_memory}
-        cache = Path(self.cfg.corpus.cache_dir).parent / micro_batch.CACHE_FILE
-        micro = self._from_rank0(micro_batch.lookup(shape, share, cache) if self.rank == 0 else None, device)
-        if micro is not None:
-            return dataclasses.replace(plan, micro_batch=micro, accumulation=share // micro)
         # AdamW's two fp32 moments of this process's parameters (an FSDP shard's local part).
         local = sum((p.to_local() if hasattr(p, "to_local") else p).numel() for p in self.model.parameters())
         # A compiled step computes the plain loss: the whole fp32 logits and their gradient.
         logits = 8 * t.seq_len * m.vocab_size if t.compile else 0
         fits = micro_batch.torch_fits(self.model, 8 * local, t.seq_len, m.vocab_size, self.precision, device, logits)
-        micro = micro_batch.measure(shape, share, lambda rows: self._everywhere(fits(rows), device))
-        if self.rank == 0:
-            print(f"train.micro_batch_size=auto: {micro} of {share} sequences per process fit {shape['device_name']}")
-            micro_batch.store(shape, micro, cache)
+        micro = micro_batch.resolve(shape, share, lambda rows: self._everywhere(fits(rows), device),
+                                    Path(self.cfg.corpus.cache_dir).parent / micro_batch.CACHE_FILE,
+                                    writer=self.rank == 0, from_writer=lambda v: self._from_rank0(v, device))
         return dataclasses.replace(plan, micro_batch=micro, accumulation=share // micro)
 
     def _from_rank0(self, value: int | None, device) -> int | None:

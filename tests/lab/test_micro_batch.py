@@ -58,6 +58,23 @@ def test_a_cached_answer_that_does_not_split_the_share_is_measured_again(tmp_pat
     assert micro_batch.resolve(SHAPE, 48, device.fits, cache) == 24 and device.calls > 0
 
 
+def test_only_the_writer_reads_and_writes_the_cache(tmp_path):
+    # The processes of one run: rank 0 reads the cache and hands its answer to the others.
+    cache = tmp_path / micro_batch.CACHE_FILE
+    micro_batch.resolve(SHAPE, 128, Device(40).fits, cache)  # a run before this one cached 32
+    handed = []
+    def from_writer(value):
+        handed.append(value)
+        return 32 if value is None else value  # what rank 0 broadcast
+    other = Device(40)
+    assert micro_batch.resolve(SHAPE, 128, other.fits, cache, writer=False, from_writer=from_writer) == 32
+    assert handed == [None] and other.calls == 0  # it did not read the cache itself, nor measure
+    # A measuring non-writer logs and writes nothing.
+    fresh, logged = tmp_path / "fresh.json", []
+    assert micro_batch.resolve(SHAPE, 128, Device(40).fits, fresh, logged.append, writer=False) == 32
+    assert not fresh.exists() and logged == []
+
+
 def test_nothing_fits_fails_naming_the_field(tmp_path):
     with pytest.raises(ConfigError) as e:
         micro_batch.resolve(SHAPE, 64, Device(0).fits, tmp_path / micro_batch.CACHE_FILE)
