@@ -9,7 +9,7 @@ import torch
 from flax import nnx
 
 from lab.config import ModelConfig
-from lab.jax.model import Llama, rotary_tables
+from lab.jax.model import Llama, blocked_causal_attention, causal_blocks, rotary_tables
 from lab.jax.weights import from_torch_state_dict
 from lab.model import Llama as TorchLlama
 
@@ -50,6 +50,46 @@ def test_logits_match_the_torch_model(n_kv_heads, tie):
     assert got.shape == expected.shape == (3, 16, cfg.vocab_size) and got.dtype == np.float32
     assert np.abs(expected).max() > 1.0  # a gap relative to something not small
     assert relative_gap(expected, got) <= 1e-5
+
+
+@pytest.mark.parametrize("n_kv_heads", [1, 2, 4])
+@pytest.mark.parametrize("n_blocks", [1, 2, 4])
+def test_blocked_attention_is_torch_sdpa_in_value_and_gradient(n_kv_heads, n_blocks):
+    # The CPU attention skips most of the masked triangle block by block and stacks grouped
+    # query heads as rows; checked against torch's own causal SDPA with repeat_kv grouping.
+    B, T, H, hd = 2, 64, 4, 8
+    rng = np.random.default_rng(n_kv_heads * 10 + n_blocks)
+    q, k, v = (rng.standard_normal((B, T, heads, hd)).astype(np.float32) for heads in (H, n_kv_heads, n_kv_heads))
+    upstream = rng.standard_normal((B, T, H, hd)).astype(np.float32)
+
+    def jax_loss(q, k, v):
+        return jnp.sum(blocked_causal_attention(q, k, v, n_blocks) * upstream)
+
+    value = blocked_causal_attention(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), n_blocks)
+    grads = jax.grad(jax_loss, argnums=(0, 1, 2))(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v))
+    tq, tk, tv = (torch.tensor(a).transpose(1, 2).requires_grad_() for a in (q, k, v))  # (B, heads, T, hd)
+    group = H // n_kv_heads
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        tq, tk.repeat_interleave(group, dim=1), tv.repeat_interleave(group, dim=1), is_causal=True)
+    (expected * torch.tensor(upstream).transpose(1, 2)).sum().backward()
+    np.testing.assert_allclose(np.asarray(value), expected.transpose(1, 2).detach().numpy(), atol=1e-5)
+    for got, want in zip(grads, (tq, tk, tv)):
+        np.testing.assert_allclose(np.asarray(got), want.grad.transpose(1, 2).numpy(), atol=1e-5)
+
+
+def test_causal_blocks_divide_the_sequence_into_blocks_of_at_least_32():
+    assert [causal_blocks(t) for t in (16, 64, 96, 100, 128, 256, 1024)] == [1, 2, 2, 2, 4, 8, 8]
+
+
+@pytest.mark.parametrize("n_kv_heads", [1, 2, 4])
+def test_logits_match_the_torch_model_over_several_attention_blocks(n_kv_heads):
+    cfg = tiny(n_kv_heads)
+    torch_model, jax_model = torch_and_jax(cfg)
+    tokens = torch.randint(0, cfg.vocab_size, (2, 128), generator=torch.Generator().manual_seed(2))
+    assert causal_blocks(128) == 4
+    with torch.no_grad():
+        expected = torch_model(tokens).numpy()
+    assert relative_gap(expected, logits(jax_model, tokens.numpy())) <= 1e-5
 
 
 def test_causal_future_tokens_do_not_change_past_logits():
