@@ -7,6 +7,8 @@ probes ship) and in the fact's training frame (render_fact's sentence cut before
 With --paraphrase the training text states each fact in one of two frames, the training one or
 the probe one, chosen per fact by a hash; each fact is then asked in the frame it was *not*
 trained in, which the model did see with other facts: knowledge moved between paraphrases.
+Only facts with both frames count (relations "user" and "town_size" have no training frame
+to cut: see training_frame), so both columns hold the same probes.
 
 Usage: python bench/fact_transfer.py [--steps 800] [--d-model 64] [--layers 2] [--paraphrase]
 Measured figures are in bench/RESULTS.md (issue 18).
@@ -69,8 +71,8 @@ def probe_sentence(fact: Fact) -> str:
 
 def in_probe_frame(fact: Fact, paraphrase: bool) -> bool:
     """Whether training text states this fact in its probe frame (only under --paraphrase, for
-    half the facts by a hash, and never for facts whose training frame cannot be asked)."""
-    if not paraphrase or training_frame(fact) is None:
+    half the facts by a hash; facts without a training frame are left out of the comparison)."""
+    if not paraphrase:
         return False
     return zlib.crc32(f"{fact.relation}|{fact.subject}".encode()) % 2 == 1
 
@@ -123,13 +125,14 @@ def main() -> None:
     for probe in (p for p in fact_probes(0) if p["hops"] == 1):
         fact = facts[(probe["relation"], probe["subject"])]
         frame = training_frame(fact)
+        if frame is None:
+            continue  # the same probes in both columns: only those askable in both frames
         if in_probe_frame(fact, args.paraphrase):
             seen.append(dict(probe))  # stated in the probe frame: the probe itself is seen
             unseen.append({**probe, "context": frame})
         else:
             unseen.append(dict(probe))
-            if frame is not None:
-                seen.append({**probe, "context": frame})
+            seen.append({**probe, "context": frame})
 
     stream = [d.text for d in generate_documents(0.5, 40_000, seed=0, split="tokenizer", workers=1)]
     tokenizer = bpe.train_bpe(stream, 1024, Path("/tmp") / f"fact_transfer_tokenizer_{args.d_model}.json")

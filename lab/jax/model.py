@@ -90,12 +90,12 @@ class Attention(nnx.Module):
         q = rotate(self.wq(x).reshape(B, T, H, hd), cos, sin)
         k = rotate(self.wk(x).reshape(B, T, Hkv, hd), cos, sin)
         v = self.wv(x).reshape(B, T, Hkv, hd)
-        if jax.default_backend() == "cpu":
-            y = blocked_causal_attention(q, k, v, causal_blocks(T))
-        else:
-            # XLA's path groups query heads as (Hkv, G) like repeat_kv and takes the softmax
-            # in fp32; on a GPU in bf16 it may pick cuDNN's fused kernel instead.
-            y = jax.nn.dot_product_attention(q, k, v, scale=hd ** -0.5, is_causal=True)
+        # Chosen by the platform the step is compiled for (a CPU mesh on a GPU host is a CPU).
+        # jax.nn.dot_product_attention groups query heads as (Hkv, G) like repeat_kv and takes
+        # the softmax in fp32; on a GPU in bf16 it may pick cuDNN's fused kernel.
+        y = jax.lax.platform_dependent(
+            q, k, v, cpu=lambda q, k, v: blocked_causal_attention(q, k, v, causal_blocks(T)),
+            default=lambda q, k, v: jax.nn.dot_product_attention(q, k, v, scale=hd ** -0.5, is_causal=True))
         return self.wo(y.reshape(B * T, H * hd))
 
 

@@ -171,9 +171,9 @@ def _project_env(threads: int, dist_timeout_s: float = DEFAULT_TIMEOUT_S) -> dic
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
     # glibc malloc: one arena, and large blocks kept for reuse instead of mmapped and unmapped at
     # every step. XLA allocates its temporaries (hundreds of MB a step) on its own threads, where
-    # the defaults fault in fresh pages each time: the JAX backend ran 0.70x torch without these
-    # and 0.84x with them (torch itself +5%; bench/RESULTS.md). Read at process start; a
-    # value the user set wins.
+    # the defaults fault in fresh pages each time: the JAX backend's bare step ran 0.72x torch
+    # without these and 0.82x with them (bench/RESULTS.md). Read at process start; a value the
+    # user set wins.
     for name, value in WORKER_MALLOC.items():
         env.setdefault(name, value)
     return env
