@@ -16,7 +16,6 @@ Measured figures are in bench/RESULTS.md (issue 18).
 from __future__ import annotations
 
 import argparse
-import collections
 import random
 import sys
 import time
@@ -27,16 +26,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from corpora import tokenizer as bpe  # noqa: E402
-from corpora.synthetic import generate_documents  # noqa: E402
-from corpora.synthetic.facts import FRAMES, fact_probes  # noqa: E402
-from corpora.synthetic.lexicon import article  # noqa: E402
-from corpora.synthetic.world import Fact, build_world, render_fact  # noqa: E402
-from lab.choices import score_choices  # noqa: E402
-from lab.config import ModelConfig  # noqa: E402
-from lab.model import Llama  # noqa: E402
+from corpora import tokenizer as bpe
+from corpora.synthetic import generate_documents
+from corpora.synthetic.facts import FRAMES, UNPROBED, fact_documents, fact_probes
+from corpora.synthetic.lexicon import article
+from corpora.synthetic.world import Fact, build_world, render_fact
+from lab.choices import score_choices
+from lab.config import ModelConfig
+from lab.model import Llama
 
-SKIPPED = ("active", "taste")  # relations the probes leave out (facts.py says why)
 PLACEHOLDER = "qqq"
 
 
@@ -50,8 +48,11 @@ def probe_key(world, fact: Fact) -> tuple[str, str]:
 
 
 def training_frame(fact: Fact) -> str | None:
-    """render_fact's sentence cut before the value ("Mira lives in"); None where the value
-    comes first ("Farmers use hammers.")."""
+    """render_fact's sentence cut before the value ("Mira lives in"); None where no such cut
+    exists: the value comes first ("Farmers use hammers.") or its article varies with it
+    ("Fernby is an old town." against "Fernby is a busy town.")."""
+    if fact.relation == "town_size":
+        return None
     sentence = render_fact(Fact(fact.relation, fact.subject, PLACEHOLDER))
     cut = f" {article(PLACEHOLDER)} {PLACEHOLDER}" if fact.relation == "occupation" else f" {PLACEHOLDER}"
     return sentence.split(cut)[0] if cut in sentence else None
@@ -77,27 +78,15 @@ def in_probe_frame(fact: Fact, paraphrase: bool) -> bool:
     return zlib.crc32(f"{fact.relation}|{fact.subject}".encode()) % 2 == 1
 
 
-def fact_documents(world, rng: random.Random, paraphrase: bool) -> str:
-    """One pass over the facts, a subject's facts together, shuffled (as tests/corpora/test_facts.py)."""
-    by_subject = collections.defaultdict(list)
-    for fact in world.facts():
-        if fact.relation not in SKIPPED:
-            by_subject[fact.subject].append(probe_sentence(fact) if in_probe_frame(fact, paraphrase)
-                                            else render_fact(fact))
-    documents = []
-    for sentences in by_subject.values():
-        rng.shuffle(sentences)
-        documents.append(" ".join(sentences))
-    rng.shuffle(documents)
-    return "\n".join(documents)
-
-
 def train(model, tokenizer, world, steps: int, paraphrase: bool, seq_len: int = 64, batch: int = 32) -> None:
     rng = random.Random(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
     done = 0
+    def render(fact: Fact) -> str:
+        return probe_sentence(fact) if in_probe_frame(fact, paraphrase) else render_fact(fact)
+
     while done < steps:
-        data = torch.tensor(tokenizer.encode(fact_documents(world, rng, paraphrase)).ids)
+        data = torch.tensor(tokenizer.encode(fact_documents(world, rng, render)).ids)
         starts = torch.randperm((len(data) - 1) // seq_len) * seq_len
         for i in range(0, len(starts) - batch + 1, batch):
             if done == steps:
@@ -120,7 +109,7 @@ def main() -> None:
     args = ap.parse_args()
 
     world = build_world(0)
-    facts = {probe_key(world, f): f for f in world.facts() if f.relation not in SKIPPED}
+    facts = {probe_key(world, f): f for f in world.facts() if f.relation not in UNPROBED}
     seen, unseen = [], []  # probes asked in a frame the fact was / was not trained in
     for probe in (p for p in fact_probes(0) if p["hops"] == 1):
         fact = facts[(probe["relation"], probe["subject"])]

@@ -11,11 +11,22 @@ friend's fact are each stated in training text, never a sentence that joins them
 from __future__ import annotations
 
 import random
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from corpora.synthetic.lexicon import article
 from corpora.synthetic.sampling import mix_seed, stable_code
-from corpora.synthetic.world import COLORS, DIETS, HABITATS, Person, World, build_world
+from corpora.synthetic.world import (
+    COLORS,
+    DIETS,
+    HABITATS,
+    Fact,
+    Person,
+    World,
+    build_world,
+    render_fact,
+)
 
 K_DISTRACTORS = 3
 
@@ -37,6 +48,8 @@ FRAMES = {
     "known_for": "Visitors to {s} buy its",
     "town_size": "Described in one word, {s} is",
 }
+# Relations no probe asks about ("active", "taste": see FRAMES).
+UNPROBED = ("active", "taste")
 # The facts of a person's friend that two-hop probes ask for.
 TWO_HOP_RELATIONS = ("lives_in", "occupation", "pet")
 FRIEND_PHRASE = "the closest friend of {name}"
@@ -176,3 +189,20 @@ def fact_probes(seed: int) -> list[dict]:
                 probes.append({**_probe(rng, relation, _cloze(relation, phrase), values[0], wrong),
                                "hops": 2, "relation": f"friend.{relation}", "subject": person.name})
     return probes
+
+
+def fact_documents(world: World, rng: random.Random, render: Callable[[Fact], str] = render_fact) -> str:
+    """Training text made of nothing but the world's probed facts, for checking what a model
+    learns from them (tests/corpora/test_facts.py, bench/fact_transfer.py): one pass over the
+    facts, a subject's facts together like an encyclopedia entry, each sentence by `render`
+    (default: the canonical sentence, never a probe frame), subjects and sentences shuffled."""
+    by_subject = defaultdict(list)
+    for fact in world.facts():
+        if fact.relation not in UNPROBED:
+            by_subject[fact.subject].append(render(fact))
+    documents = []
+    for sentences in by_subject.values():
+        rng.shuffle(sentences)
+        documents.append(" ".join(sentences))
+    rng.shuffle(documents)
+    return "\n".join(documents)

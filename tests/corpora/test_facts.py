@@ -15,7 +15,7 @@ from corpora.cache import load_prepared, prepare_corpus
 from corpora.config import CorpusConfig
 from corpora.stats import corpus_stats, format_stats
 from corpora.synthetic import generate_documents
-from corpora.synthetic.facts import FRAMES, K_DISTRACTORS, fact_probes
+from corpora.synthetic.facts import FRAMES, K_DISTRACTORS, fact_documents, fact_probes
 from corpora.synthetic.genres import question_for
 from corpora.synthetic.lexicon import article, load_lexicon
 from corpora.synthetic.world import (
@@ -26,7 +26,6 @@ from corpora.synthetic.world import (
     TOOL_MATERIALS,
     build_world,
     fact_sentence_table,
-    render_fact,
 )
 from lab.choices import read_choices, score_choices
 from lab.config import ModelConfig
@@ -170,21 +169,6 @@ def test_prepared_corpus_carries_the_probes_and_an_older_one_still_loads(corpus_
 # --- the score moves with knowledge only ---------------------------------------------------
 
 
-def _fact_documents(world, rng: random.Random) -> str:
-    """One pass over the world's facts as training genres state them: a subject's facts
-    together, like an encyclopedia entry, in canonical sentences (never a probe frame)."""
-    by_subject = collections.defaultdict(list)
-    for fact in world.facts():
-        if fact.relation not in ("active", "taste"):
-            by_subject[fact.subject].append(render_fact(fact))
-    documents = []
-    for sentences in by_subject.values():
-        rng.shuffle(sentences)
-        documents.append(" ".join(sentences))
-    rng.shuffle(documents)
-    return "\n".join(documents)
-
-
 # About 30 s of one core for the whole test; accuracy rises with steps (0.342 after 800).
 STEPS, MARGIN = 400, 0.03
 
@@ -223,7 +207,7 @@ def _train(model, tokenizer, world, steps: int, seq_len: int = 64, batch: int = 
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
     done = 0
     while done < steps:
-        data = torch.tensor(tokenizer.encode(_fact_documents(world, rng)).ids)
+        data = torch.tensor(tokenizer.encode(fact_documents(world, rng)).ids)
         starts = torch.randperm((len(data) - 1) // seq_len) * seq_len
         for i in range(0, len(starts) - batch + 1, batch):
             if done == steps:
