@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -124,8 +125,10 @@ def main() -> None:
             seen.append({**probe, "context": frame})
 
     stream = [d.text for d in generate_documents(0.5, 40_000, seed=0, split="tokenizer", workers=1)]
-    tokenizer = bpe.train_bpe(stream, 1024, Path("/tmp") / f"fact_transfer_tokenizer_{args.d_model}.json")
+    with tempfile.TemporaryDirectory() as scratch:
+        tokenizer = bpe.train_bpe(stream, 1024, Path(scratch) / "tokenizer.json")
     bos = bpe.special_ids(tokenizer)["bos_id"]
+    torch.set_num_threads(1)  # the same arithmetic on every machine, as the test
     torch.manual_seed(0)
     model = Llama(ModelConfig(d_model=args.d_model, n_layers=args.layers, n_heads=max(1, args.d_model // 32),
                               n_kv_heads=1, vocab_size=tokenizer.get_vocab_size()))
