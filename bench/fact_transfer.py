@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from corpora import tokenizer as bpe
 from corpora.synthetic import generate_documents
-from corpora.synthetic.facts import FRAMES, UNPROBED, fact_documents, fact_probes
+from corpora.synthetic.facts import UNPROBED, answer_text, cloze, fact_documents, fact_probes
 from corpora.synthetic.lexicon import article
 from corpora.synthetic.world import Fact, build_world, render_fact
 from lab.choices import score_choices
@@ -66,9 +66,7 @@ def written_subject(fact: Fact) -> str:
 
 def probe_sentence(fact: Fact) -> str:
     """The fact stated in its probe frame, as training text would state it under --paraphrase."""
-    frame = FRAMES[fact.relation].format(s=written_subject(fact))
-    value = f" {article(fact.value)} {fact.value}" if fact.relation == "occupation" else f" {fact.value}"
-    return frame[0].upper() + frame[1:] + value + "."
+    return cloze(fact.relation, written_subject(fact)) + answer_text(fact.relation, fact.value) + "."
 
 
 def in_probe_frame(fact: Fact, paraphrase: bool) -> bool:

@@ -55,12 +55,12 @@ TWO_HOP_RELATIONS = ("lives_in", "occupation", "pet")
 FRIEND_PHRASE = "the closest friend of {name}"
 
 
-def _cloze(relation: str, subject: str) -> str:
+def cloze(relation: str, subject: str) -> str:
     context = FRAMES[relation].format(s=subject)
     return context[0].upper() + context[1:]
 
 
-def _answer_text(relation: str, value: str) -> str:
+def answer_text(relation: str, value: str) -> str:
     """How a value continues its frame (with its leading space)."""
     if relation == "occupation":
         return f" {article(value)} {value}"
@@ -145,7 +145,7 @@ def _distractors(rng: random.Random, excluded: tuple[str, ...], seen: list[str],
 def _probe(rng: random.Random, relation: str, context: str, answer: str,
            wrong: list[str]) -> dict:
     """The probe's choices in a shuffled order, and where the answer landed."""
-    choices = [_answer_text(relation, v) for v in [answer] + wrong]
+    choices = [answer_text(relation, v) for v in [answer] + wrong]
     order = list(range(len(choices)))
     rng.shuffle(order)
     return {"context": context, "choices": [choices[i] for i in order], "answer": order.index(0)}
@@ -170,7 +170,7 @@ def fact_probes(seed: int) -> list[dict]:
         excluded = row.values + ((row.subject,) if row.relation == "friend" else ())
         wrong = _distractors(rng, excluded, seen[row.group], row.options)
         if wrong is not None:
-            probes.append({**_probe(rng, row.relation, _cloze(row.relation, row.written), answer,
+            probes.append({**_probe(rng, row.relation, cloze(row.relation, row.written), answer,
                                     wrong),
                            "hops": 1, "relation": row.relation, "subject": row.subject})
     for person in world.people:
@@ -186,7 +186,7 @@ def fact_probes(seed: int) -> list[dict]:
             forced = own[0] if own and own[0] not in values else None
             wrong = _distractors(rng, values, seen[relation], world.domain(relation), forced)
             if wrong is not None:
-                probes.append({**_probe(rng, relation, _cloze(relation, phrase), values[0], wrong),
+                probes.append({**_probe(rng, relation, cloze(relation, phrase), values[0], wrong),
                                "hops": 2, "relation": f"friend.{relation}", "subject": person.name})
     return probes
 
