@@ -11,9 +11,10 @@ chance to a ceiling at 1,
 least squares over grid cells (accuracy against tokens, with a shared size term), one shift s(q)
 per level but the highest. A textbook token is worth m(high) / m(low) web tokens on every metric.
 
-Intervals: the cells resampled within each level (percentile bootstrap). Where some refits find no
-rise of accuracy with tokens (kD <= 0) in more than the interval's tail, m is a ratio whose
-denominator's interval reaches 0, and the interval is unbounded, [0, inf].
+Intervals: the cells resampled within each level (percentile bootstrap). An accuracy whose rise
+with tokens is not resolved, the bootstrap interval of kD reaching 0, gets no exchange rate: m is a
+ratio over kD, so its interval would be unbounded, and on runs at chance a noisy positive kD would
+otherwise print a rate the data do not hold.
 
 Null: the quality labels shuffled among the runs of one (size, tokens) cell, the shape held at a
 fit with no quality term (every level pooled), the level terms refitted; the statistic is the
@@ -36,7 +37,6 @@ from analysis.approach3_core import (
     single_threaded_blas,
 )
 from analysis.intervals import (
-    DEFAULT_CONFIDENCE,
     Estimate,
     percentile_estimate,
 )
@@ -240,14 +240,6 @@ def _multipliers(thetas: np.ndarray, levels: list[float]) -> dict[float, np.ndar
     return out
 
 
-def _ratio_estimate(point: float, samples: np.ndarray, flat: np.ndarray) -> Estimate:
-    """Percentile interval of a ratio over kD; unbounded once kD <= 0 in more than one tail."""
-    estimate = percentile_estimate(point, samples)
-    if flat.size and flat.mean() > (1.0 - DEFAULT_CONFIDENCE) / 2.0:
-        return replace(estimate, low=0.0, high=math.inf, replicates=len(samples))
-    return estimate
-
-
 def _stratified_counts(rng: np.random.Generator, labels: np.ndarray, n_boot: int) -> np.ndarray:
     """(n_boot, n_cells) draws of cells with replacement inside each level, so that no level can
     vanish from a replicate and leave its shift unidentified."""
@@ -295,12 +287,17 @@ def accuracy_effect(runs: RunTable, metric: AccuracyMetric, *, n_boot: int, seed
     with single_threaded_blas(), np.errstate(all="ignore"):
         replicates = np.array([fit_logistic(data, design, theta, weights) for weights in counts]).reshape(
             n_boot, n_params)
+    slope = percentile_estimate(float(theta[DATA_SLOPE]), replicates[:, DATA_SLOPE])
+    if slope.low <= 0:  # (NaN without refits: n_boot=0 gives point values only)
+        return replace(effect, skipped=f"the rise of accuracy with tokens is not resolved on these runs (data "
+                                       f"slope {slope.value:.3g}, 95% interval [{slope.low:.3g}, {slope.high:.3g}] "
+                                       "reaches 0): no exchange rate")
     flat = replicates[:, DATA_SLOPE] <= 0
-    if n_boot and flat.any():
+    if flat.any():  # fewer than the interval's tail; their ratio has no value and is left out
         notes.append(f"{int(flat.sum())} of {n_boot} bootstrap refits find no rise of accuracy with tokens")
     point_multipliers, sample_multipliers = _multipliers(theta, levels), _multipliers(replicates, levels)
-    multipliers = {q: _ratio_estimate(float(point_multipliers[q][0]), sample_multipliers[q], flat) for q in levels}
-    worth = _ratio_estimate(float(_worth(theta)[0]), _worth(replicates), flat)
+    multipliers = {q: percentile_estimate(float(point_multipliers[q][0]), sample_multipliers[q]) for q in levels}
+    worth = percentile_estimate(float(_worth(theta)[0]), _worth(replicates))
     test = None
     if n_perm > 0:
         try:
