@@ -343,7 +343,7 @@ def _worth_panel(ax, result: QualityResult) -> list[dict]:
             rows.append(row)
             continue
         worth = effect.worth
-        low = worth.low if worth.low > 0 else bottom  # [0, inf]: drawn to the axis ends
+        low = worth.low if worth.low > 0 else bottom  # 0 or inf (refits at a ratio's limit): to the axis ends
         high = worth.high if np.isfinite(worth.high) else top
         significant = effect.test is not None and effect.test.significant
         ax.errorbar([worth.value], [y], xerr=[[max(worth.value - low, 0.0)], [max(high - worth.value, 0.0)]],

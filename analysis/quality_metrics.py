@@ -11,10 +11,15 @@ chance to a ceiling at 1,
 least squares over grid cells (accuracy against tokens, with a shared size term), one shift s(q)
 per level but the highest. A textbook token is worth m(high) / m(low) web tokens on every metric.
 
-Intervals: the cells resampled within each level (percentile bootstrap). An accuracy whose rise
-with tokens is not resolved, the bootstrap interval of kD reaching 0, gets no exchange rate: m is a
-ratio over kD, so its interval would be unbounded, and on runs at chance a noisy positive kD would
-otherwise print a rate the data do not hold.
+An accuracy gets an exchange rate only where it is seen to rise with tokens: the slope of a linear
+fit of accuracy on ln D, with the same size and level terms, must have its bootstrap interval above
+0. m is a ratio over kD, and on runs near chance the logistic can saturate at its floor, where a
+large kD is fitted to noise and its refits barely move; the linear slope has no floor to hide
+behind. The fitted kD must be above 0 as well.
+
+Intervals: the cells resampled within each level (percentile bootstrap). A refit with kD <= 0
+puts m at its limit as kD falls to 0 (0 or inf, by the sign of the level's shift) rather than
+being left out, which would narrow the interval on its open side.
 
 Null: the quality labels shuffled among the runs of one (size, tokens) cell, the shape held at a
 fit with no quality term (every level pooled), the level terms refitted; the statistic is the
@@ -28,6 +33,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import least_squares
+from scipy.special import expit
 
 from analysis.approach3 import SurfaceOptions, build_tokens
 from analysis.approach3_core import (
@@ -207,12 +213,12 @@ def fit_logistic(data: LogisticData, design: np.ndarray, start: np.ndarray, weig
     def residuals(moving: np.ndarray) -> np.ndarray:
         theta = start.copy()
         theta[free] = moving
-        return root_weights * (data.chance + span / (1.0 + np.exp(-design @ theta)) - data.accuracy)
+        return root_weights * (data.chance + span * expit(design @ theta) - data.accuracy)
 
     def jacobian(moving: np.ndarray) -> np.ndarray:
         theta = start.copy()
         theta[free] = moving
-        sigmoid = 1.0 / (1.0 + np.exp(-design @ theta))
+        sigmoid = expit(design @ theta)  # (no overflow at a saturated fit)
         return (root_weights * span * sigmoid * (1.0 - sigmoid))[:, None] * design[:, free]
 
     fitted = least_squares(residuals, start[free], jac=jacobian, method="trf", x_scale="jac")
@@ -221,23 +227,35 @@ def fit_logistic(data: LogisticData, design: np.ndarray, start: np.ndarray, weig
     return theta
 
 
-def _worth(thetas: np.ndarray) -> np.ndarray:
-    """m(high) / m(low) = exp(-s(low) / kD) for each row of thetas; NaN where kD <= 0."""
-    thetas = np.atleast_2d(thetas)
-    slope = thetas[:, DATA_SLOPE]
+def _ratio(numerator: np.ndarray, slope: np.ndarray, at_limit: bool) -> np.ndarray:
+    """exp(numerator / slope) where slope > 0; where not, NaN, or with at_limit the value as the
+    slope falls to 0: inf, 0 or 1 by the numerator's sign."""
+    limit = np.where(numerator > 0, np.inf, np.where(numerator < 0, 0.0, 1.0)) if at_limit else np.nan
     with np.errstate(all="ignore"):
-        return np.where(slope > 0, np.exp(-thetas[:, DATA_SLOPE + 1] / slope), np.nan)
+        return np.where(slope > 0, np.exp(numerator / slope), limit)
 
 
-def _multipliers(thetas: np.ndarray, levels: list[float]) -> dict[float, np.ndarray]:
+def _worth(thetas: np.ndarray, at_limit: bool = False) -> np.ndarray:
+    """m(high) / m(low) = exp(-s(low) / kD) for each row of thetas."""
     thetas = np.atleast_2d(thetas)
-    slope = thetas[:, DATA_SLOPE]
+    return _ratio(-thetas[:, DATA_SLOPE + 1], thetas[:, DATA_SLOPE], at_limit)
+
+
+def _multipliers(thetas: np.ndarray, levels: list[float], at_limit: bool = False) -> dict[float, np.ndarray]:
+    thetas = np.atleast_2d(thetas)
     out = {}
-    with np.errstate(all="ignore"):
-        for index, q in enumerate(levels):
-            shift = thetas[:, DATA_SLOPE + 1 + index] if index < len(levels) - 1 else np.zeros(len(thetas))
-            out[q] = np.where(slope > 0, np.exp(shift / slope), np.nan)
+    for index, q in enumerate(levels):
+        shift = thetas[:, DATA_SLOPE + 1 + index] if index < len(levels) - 1 else np.zeros(len(thetas))
+        out[q] = _ratio(shift, thetas[:, DATA_SLOPE], at_limit)
     return out
+
+
+def token_slope(data: LogisticData, design: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The ln D coefficient of a weighted linear fit of accuracy on the design, one per row of
+    weights: how much accuracy rises per e-fold of tokens, with no floor or ceiling to saturate."""
+    root = np.sqrt(np.atleast_2d(weights))
+    return np.array([np.linalg.lstsq(design * r[:, None], data.accuracy * r, rcond=None)[0][DATA_SLOPE]
+                     for r in root])
 
 
 def _stratified_counts(rng: np.random.Generator, labels: np.ndarray, n_boot: int) -> np.ndarray:
@@ -280,24 +298,30 @@ def accuracy_effect(runs: RunTable, metric: AccuracyMetric, *, n_boot: int, seed
     effect = replace(skipped, run_ids=cells.run_ids, notes=tuple(notes),
                      fit=LogisticFit(theta, (float(log_params.mean()), float(log_tokens.mean())), metric.chance,
                                      tuple(levels)))
-    if theta[DATA_SLOPE] <= 0:
-        return replace(effect, skipped=f"accuracy does not rise with tokens on these runs (data slope "
-                                       f"{theta[DATA_SLOPE]:.3g}): no exchange rate")
     counts = _stratified_counts(np.random.default_rng([seed, 8, stream]), labels, n_boot)
+    with single_threaded_blas():
+        rise = percentile_estimate(float(token_slope(data, design, np.ones(len(cells)))[0]),
+                                   token_slope(data, design, counts))
+    # Without refits (n_boot=0) there is no interval, and the point slopes alone decide.
+    if rise.value <= 0 or rise.low <= 0:
+        interval = "" if math.isnan(rise.low) else (
+            f", {rise.confidence:.0%} interval [{rise.low:.2g}, {rise.high:.2g}], not above 0")
+        return replace(effect, skipped=f"accuracy is not seen to rise with tokens on these runs (linear slope "
+                                       f"{rise.value:.2g} per e-fold of tokens{interval}): no exchange rate")
+    if theta[DATA_SLOPE] <= 0:
+        return replace(effect, skipped=f"the logistic fit finds no rise of accuracy with tokens on these runs "
+                                       f"(data slope {theta[DATA_SLOPE]:.3g}): no exchange rate")
     with single_threaded_blas(), np.errstate(all="ignore"):
-        replicates = np.array([fit_logistic(data, design, theta, weights) for weights in counts]).reshape(
+        replicates = np.array([fit_logistic(data, design, np.zeros(n_params), weights) for weights in counts]).reshape(
             n_boot, n_params)
-    slope = percentile_estimate(float(theta[DATA_SLOPE]), replicates[:, DATA_SLOPE])
-    if slope.low <= 0:  # (NaN without refits: n_boot=0 gives point values only)
-        return replace(effect, skipped=f"the rise of accuracy with tokens is not resolved on these runs (data "
-                                       f"slope {slope.value:.3g}, 95% interval [{slope.low:.3g}, {slope.high:.3g}] "
-                                       "reaches 0): no exchange rate")
     flat = replicates[:, DATA_SLOPE] <= 0
-    if flat.any():  # fewer than the interval's tail; their ratio has no value and is left out
-        notes.append(f"{int(flat.sum())} of {n_boot} bootstrap refits find no rise of accuracy with tokens")
-    point_multipliers, sample_multipliers = _multipliers(theta, levels), _multipliers(replicates, levels)
+    if flat.any():
+        notes.append(f"{int(flat.sum())} of {n_boot} bootstrap refits find no rise of accuracy with tokens; "
+                     "their m is taken at its limit as the slope falls to 0 (0 or inf)")
+    point_multipliers = _multipliers(theta, levels)
+    sample_multipliers = _multipliers(replicates, levels, at_limit=True)
     multipliers = {q: percentile_estimate(float(point_multipliers[q][0]), sample_multipliers[q]) for q in levels}
-    worth = percentile_estimate(float(_worth(theta)[0]), _worth(replicates))
+    worth = percentile_estimate(float(_worth(theta)[0]), _worth(replicates, at_limit=True))
     test = None
     if n_perm > 0:
         try:
