@@ -1,6 +1,6 @@
 """Recovery of the compute-optimal exponent a on the token_budget grid's own shape (scale cpu), from
 synthetic replicates of the surface that grid measured: at the measured seed-to-seed noise of its
-runs (0.137 nats), and at 0.01 nats, a check of the estimators themselves.
+runs (0.153 nats), and at 0.01 nats, a check of the estimators themselves.
 
 An approach passes when, over the replicates, its a is within 0.03 of the truth on average (mean
 absolute error) and its 95% interval covers the truth in at least 90% of them. One that cannot on
@@ -25,11 +25,11 @@ from analysis.table import InsufficientData
 from tests.helpers import ROOT
 
 REPLICATES = 50
-# Measured on the main job's grid with train.lr=auto (bench/RESULTS.md, 2026-12-07): 8 cells
-# (78k and 230k parameters x 4 budgets) at seeds 0, 1, 2, pooled within cells over 16 degrees of
-# freedom. Seeds move whole trunks (a slow seed is slow at every budget), so it is not white noise
+# Measured on the main job's grid with train.lr=auto (bench/RESULTS.md, 2026-12-07, session 12:
+# generator revision 3, the three-seed cpu rule): 8 cells (78k and 230k parameters x 4 budgets)
+# at seeds 0, 1, 2, pooled within cells over 16 degrees of freedom. Seeds move whole trunks (a slow seed is slow at every budget), so it is not white noise
 # per run either; drawn per run here, as a single seed's departure would be.
-MEASURED_SEED_NOISE_NATS = 0.137
+MEASURED_SEED_NOISE_NATS = 0.153
 # A low noise at which the estimators themselves must recover a (also the seed test's cell noise).
 NOISE_NATS = 0.01
 # Fewer refits than a report's 200 keep 50 replicates inside a minute. Not much fewer: at 40 the
@@ -95,12 +95,12 @@ _NO_ISOFLOP = ("fitted 0/50: sizes x token budgets give no group of runs at one 
     pytest.param(2, NOISE_NATS, marks=pytest.mark.xfail(strict=True, reason="measured: " + _NO_ISOFLOP)),
     pytest.param(3, NOISE_NATS, id="3-low-noise"),
     pytest.param(1, MEASURED_SEED_NOISE_NATS, marks=pytest.mark.xfail(strict=True, reason=(
-        "measured: fitted 50/50, mean |a error| 0.151 (bias +0.150), 95% interval covers the truth in 90%. "
+        "measured: fitted 50/50, mean |a error| 0.151 (bias +0.149), 95% interval covers the truth in 86%. "
         + _ENVELOPE_TOO_LARGE))),
     pytest.param(2, MEASURED_SEED_NOISE_NATS, marks=pytest.mark.xfail(strict=True, reason="measured: " + _NO_ISOFLOP)),
     pytest.param(3, MEASURED_SEED_NOISE_NATS, marks=pytest.mark.xfail(strict=True, reason=(
-        "measured: fitted 50/50, mean |a error| 0.123 (bias +0.034), 95% interval covers the truth in 96%: "
-        "the intervals are honest, but one seed per cell at 0.137 nats cannot pin a to 0.03 on this grid"))),
+        "measured: fitted 50/50, mean |a error| 0.133 (bias +0.036), 95% interval covers the truth in 96%: "
+        "the intervals are honest, but one seed per cell at 0.153 nats cannot pin a to 0.03 on this grid"))),
 ])
 def test_compute_optimal_exponent_is_recovered_on_the_token_budget_grid(approach, noise_nats):
     result = recovery(approach, noise_nats)
