@@ -329,13 +329,19 @@ def plot_quality(result: QualityResult, runs: RunTable, directory: Path, name: s
         return save_figure(figure, directory, name, data)
 
 
+WORTH_AXIS = (1e-3, 1e3)  # the exchange-rate panel's widest x range
+
+
 def _worth_panel(ax, result: QualityResult) -> list[dict]:
     """Web tokens one textbook token is worth, per metric, with its interval and permutation p."""
     effects = result.metric_effects
     rows = []
     finite = [e.worth for e in effects if e.worth is not None]
-    top = max([w.high for w in finite if np.isfinite(w.high)] + [w.value for w in finite] + [1.0]) * 2.0
-    bottom = min([w.low for w in finite if w.low > 0] + [w.value for w in finite] + [1.0]) / 2.0
+    # An accuracy barely above chance can carry bounds like 1e-6 .. 1e111: beyond a thousandfold
+    # either way a bar runs off the axis instead of squashing every other row into one decade.
+    top = min(max([w.high for w in finite if np.isfinite(w.high)] + [w.value for w in finite] + [1.0]) * 2.0,
+              WORTH_AXIS[1])
+    bottom = max(min([w.low for w in finite if w.low > 0] + [w.value for w in finite] + [1.0]) / 2.0, WORTH_AXIS[0])
     for y, effect in zip(range(len(effects) - 1, -1, -1), effects):
         row = {"metric": effect.metric, "column": effect.column, "verdict": effect.verdict()}
         if effect.worth is None:
@@ -343,13 +349,13 @@ def _worth_panel(ax, result: QualityResult) -> list[dict]:
             rows.append(row)
             continue
         worth = effect.worth
-        low = worth.low if worth.low > 0 else bottom  # 0 or inf (refits at a ratio's limit): to the axis ends
-        high = worth.high if np.isfinite(worth.high) else top
+        # 0 and inf (refits at a ratio's limit) and anything off the axis are drawn at its ends.
+        value, low, high = (float(np.clip(x, bottom, top)) for x in (worth.value, worth.low, worth.high))
         significant = effect.test is not None and effect.test.significant
-        ax.errorbar([worth.value], [y], xerr=[[max(worth.value - low, 0.0)], [max(high - worth.value, 0.0)]],
+        ax.errorbar([value], [y], xerr=[[max(value - low, 0.0)], [max(high - value, 0.0)]],
                     fmt="o", color="tab:red" if significant else "0.3", capsize=3, ms=5, mec="black", mew=0.4)
         p_text = "" if effect.test is None else f"p = {effect.test.p_value:.2g}"
-        ax.annotate(p_text, (worth.value, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
+        ax.annotate(p_text, (value, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
         rows.append({**row, "value": worth.value, "ci": [worth.low, worth.high],
                      "p_value": None if effect.test is None else effect.test.p_value})
     ax.axvline(1.0, color="0.5", lw=0.8)
@@ -358,7 +364,7 @@ def _worth_panel(ax, result: QualityResult) -> list[dict]:
     # A decade or two: plain numbers, no crowded minor labels.
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xticks([t for t in (0.01, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if bottom <= t <= top])
+    ax.set_xticks([t for t in (0.001, 0.01, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 1000) if bottom <= t <= top])
     ax.set_yticks(range(len(effects)))
     ax.set_yticklabels([e.metric for e in reversed(effects)])
     ax.set_ylim(-0.7, len(effects) - 0.3)

@@ -97,7 +97,7 @@ class LogisticFit:
         shift = self.theta[DATA_SLOPE + 1 + index] if index < len(self.levels) - 1 else 0.0
         logit = (self.theta[0] + self.theta[1] * (np.log(params) - self.log_centre[0])
                  + self.theta[2] * (np.log(tokens) - self.log_centre[1]) + shift)
-        return self.chance + (1.0 - self.chance) / (1.0 + np.exp(-logit))
+        return self.chance + (1.0 - self.chance) * expit(logit)
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,8 @@ def _ratio(numerator: np.ndarray, slope: np.ndarray, at_limit: bool) -> np.ndarr
     slope falls to 0: inf, 0 or 1 by the numerator's sign."""
     limit = np.where(numerator > 0, np.inf, np.where(numerator < 0, 0.0, 1.0)) if at_limit else np.nan
     with np.errstate(all="ignore"):
-        return np.where(slope > 0, np.exp(numerator / slope), limit)
+        ratio = np.where(slope > 0, np.exp(numerator / slope), limit)
+    return np.where(np.isnan(slope) | np.isnan(numerator), np.nan, ratio)  # a failed refit stays NaN
 
 
 def _worth(thetas: np.ndarray, at_limit: bool = False) -> np.ndarray:
@@ -302,7 +303,8 @@ def accuracy_effect(runs: RunTable, metric: AccuracyMetric, *, n_boot: int, seed
     with single_threaded_blas():
         rise = percentile_estimate(float(token_slope(data, design, np.ones(len(cells)))[0]),
                                    token_slope(data, design, counts))
-    # Without refits (n_boot=0) there is no interval, and the point slopes alone decide.
+    # Without refits (n_boot=0, `--bootstrap 0`) there is no interval and only the point slopes'
+    # signs decide, which about half of all grids at chance pass; their rates say "[no interval]".
     if rise.value <= 0 or rise.low <= 0:
         interval = "" if math.isnan(rise.low) else (
             f", {rise.confidence:.0%} interval [{rise.low:.2g}, {rise.high:.2g}], not above 0")

@@ -427,8 +427,8 @@ def metric_effect_section(result: QualityResult) -> list[str]:
              "acc = c + (1 - c) sigmoid(k0 + kN ln N + kD ln D + s(q)), m(q) = exp(s(q) / kD): accuracy against "
              "tokens with a shared size term, least squares over cells. Intervals: 95% percentile bootstrap, "
              "cells resampled (within each level for the accuracies); an accuracy gets an exchange rate only "
-             "where it is seen to rise with tokens (a linear fit's slope on ln D, its interval above 0). p: label-permutation null, the quality labels "
-             "shuffled among the runs of one size and token count"
+             "where it is seen to rise with tokens (a linear fit's slope on ln D, its interval above 0). "
+             "p: label-permutation null, the quality labels shuffled among the runs of one size and token count"
              + (f" ({tested[0].matched_groups} groups, {tested[0].permutations} shuffles)" if tested else "")
              + ", each shuffle refitted from a fit with every level pooled; a difference is reported only "
              f"when p < {SIGNIFICANCE_LEVEL:g}.", "",

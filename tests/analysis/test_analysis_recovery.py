@@ -27,8 +27,9 @@ from tests.helpers import ROOT
 REPLICATES = 50
 # Measured on the main job's grid with train.lr=auto (bench/RESULTS.md, 2026-12-07, session 12:
 # generator revision 3, the three-seed cpu rule): 8 cells (78k and 230k parameters x 4 budgets)
-# at seeds 0, 1, 2, pooled within cells over 16 degrees of freedom. Seeds move whole trunks (a slow seed is slow at every budget), so it is not white noise
-# per run either; drawn per run here, as a single seed's departure would be.
+# at seeds 0, 1, 2, pooled within cells over 16 degrees of freedom. Seeds move whole trunks (a
+# slow seed is slow at every budget), so it is not white noise per run either; drawn per run
+# here, as a single seed's departure would be.
 MEASURED_SEED_NOISE_NATS = 0.153
 # A low noise at which the estimators themselves must recover a (also the seed test's cell noise).
 NOISE_NATS = 0.01
