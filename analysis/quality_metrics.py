@@ -251,7 +251,7 @@ def _multipliers(thetas: np.ndarray, levels: list[float], at_limit: bool = False
     return out
 
 
-def token_slope(data: LogisticData, design: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def _token_slope(data: LogisticData, design: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """The ln D coefficient of a weighted linear fit of accuracy on the design, one per row of
     weights: how much accuracy rises per e-fold of tokens, with no floor or ceiling to saturate."""
     root = np.sqrt(np.atleast_2d(weights))
@@ -301,8 +301,8 @@ def accuracy_effect(runs: RunTable, metric: AccuracyMetric, *, n_boot: int, seed
                                      tuple(levels)))
     counts = _stratified_counts(np.random.default_rng([seed, 8, stream]), labels, n_boot)
     with single_threaded_blas():
-        rise = percentile_estimate(float(token_slope(data, design, np.ones(len(cells)))[0]),
-                                   token_slope(data, design, counts))
+        rise = percentile_estimate(float(_token_slope(data, design, np.ones(len(cells)))[0]),
+                                   _token_slope(data, design, counts))
     # Without refits (n_boot=0, `--bootstrap 0`) there is no interval and only the point slopes'
     # signs decide, which about half of all grids at chance pass; their rates say "[no interval]".
     if rise.value <= 0 or rise.low <= 0:
@@ -314,7 +314,10 @@ def accuracy_effect(runs: RunTable, metric: AccuracyMetric, *, n_boot: int, seed
         return replace(effect, skipped=f"the logistic fit finds no rise of accuracy with tokens on these runs "
                                        f"(data slope {theta[DATA_SLOPE]:.3g}): no exchange rate")
     with single_threaded_blas(), np.errstate(all="ignore"):
-        replicates = np.array([fit_logistic(data, design, np.zeros(n_params), weights) for weights in counts]).reshape(
+        # Each refit is the whole estimator on its resample: from the point fit's start, not from
+        # the point fit, where a saturated logistic would leave every refit stuck.
+        start = np.zeros(n_params)
+        replicates = np.array([fit_logistic(data, design, start, weights) for weights in counts]).reshape(
             n_boot, n_params)
     flat = replicates[:, DATA_SLOPE] <= 0
     if flat.any():
