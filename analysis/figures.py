@@ -266,7 +266,9 @@ def plot_allocation(level: LevelFits, directory: Path, name: str) -> list[Path]:
             ax.set_yscale("log")
             ax.set_xlabel(COMPUTE_LABEL)
             ax.set_ylabel(label)
-        axes[0].legend(loc="upper left")
+        # Below both panels: inside one, it covered the envelope's points at the smallest compute.
+        handles, labels = axes[0].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="outside lower center", ncol=3)
         figure.suptitle(f"Compute-optimal allocation ({level.label}); bands: 95% bootstrap")
         data = {"figure": name, "compute": compute, "ours": ours, "references": references,
                 "run_ids": level.runs.run_ids}
