@@ -130,7 +130,8 @@ def rule_document(grid_dir: Path, sweeps: list[SizeSweep], optima: list[Optimum]
         "name": grid_dir.name, "kind": "measured", "intercept": round(a, 6), "slope": round(b, 6),
         "sizes": [min(sizes), max(sizes)],
         "source": f"grid=lr_sweep {grid_dir.name}, {len(optima)} sizes, beta2 {optima[0].beta2:g}",
-        "settings": {**settings, "beta2": optima[0].beta2, "tokens_per_param": _tokens_per_param(grid_dir)},
+        "settings": {**settings, "beta2": optima[0].beta2, "tokens_per_param": _tokens_per_param(grid_dir),
+                     "warmup_tokens_per_param": _warmup_per_param(grid_dir, sweeps)},
         "optima": [asdict(o) for o in optima],
         "sweeps": [{**asdict(s), "losses": [x if math.isfinite(x) else None for x in s.losses]} for s in sweeps],
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -142,6 +143,18 @@ def _tokens_per_param(grid_dir: Path) -> float | None:
     with open(grid_dir / "results.csv", newline="") as f:
         ratios = [float(r["tokens"]) / float(r["params"]) for r in csv.DictReader(f)
                   if r["status"] == "done" and r.get("tokens")]
+    return round(float(np.median(ratios)), 2) if ratios else None
+
+
+def _warmup_per_param(grid_dir: Path, sweeps: list[SizeSweep]) -> float | None:
+    """Warmup tokens over N of each size's runs (the rate does not change it): their median, as
+    the optimal rate depends on the warmup it was measured with."""
+    ratios = []
+    for sweep in sweeps:
+        config = json.loads((grid_dir / "runs" / sweep.run_ids[0][0] / "config.json").read_text())
+        warmup = config.get("config", config)["train"].get("warmup_tokens")
+        if warmup is not None:
+            ratios.append(warmup / sweep.params)
     return round(float(np.median(ratios)), 2) if ratios else None
 
 

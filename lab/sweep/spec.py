@@ -86,8 +86,12 @@ class GridConfig:
     # length. null leaves train.warmup / train.warmup_tokens as given.
     warmup_tokens_per_param: float | None = 1.0
     # ... capped at this fraction of the smallest budget of that size, so that every budget of one
-    # size shares its warmup (and its first steps) and none spends more than this on it.
-    max_warmup_fraction: float = 0.05
+    # size shares its warmup (and its first steps) and none spends more than this on it. Not 5%:
+    # at the CPU scale the smallest budgets are below N, and 5% of them was a 6-step warmup that
+    # made a seed move a whole trunk by 0.2-0.4 nats (bench/RESULTS.md, "Warmup and seed noise");
+    # about 100 steps brought the seed spread to 0.01 nats. The smallest cells then warm up and
+    # cool down with no constant phase between, and the plan names them.
+    max_warmup_fraction: float = 0.8
     # Print the plan (runs, tokens, compute, estimated wall time) and make every check that
     # comes before compute, then exit without training.
     plan_only: bool = False
@@ -275,21 +279,32 @@ def grid_warmup_tokens(shaped: RunConfig, grid: GridConfig, smallest_budget: flo
     return float(min(wanted, cap) * per_step)
 
 
+# A warmup longer than this share of a run is named in the plan, with its reason.
+LONG_WARMUP = 0.05
+
+
 def warmup_notes(planned: list[PlannedRun], grid: GridConfig, base: RunConfig) -> list[str]:
-    """One line per size whose warmup is not warmup_tokens_per_param x N: the cap shortened it,
-    or the command line set the warmup itself (then also when it is above the cap's fraction)."""
+    """One line per size whose warmup is not warmup_tokens_per_param x N (the cap shortened it,
+    or the command line set the warmup itself, then also when it is above the cap's fraction),
+    or is above LONG_WARMUP of the size's smallest budget."""
     from lab.accounting import total_params
 
+    def budget(t) -> float:
+        return t.words if t.words is not None else t.tokens  # a word is at least one token
+
+    smallest: dict[float, float] = {}
+    for plan in planned:
+        size = plan.axes.get("size")
+        smallest[size] = min(smallest.get(size, math.inf), budget(plan.cfg.train))
     notes: dict[float, str] = {}
     for plan in planned:
         t, n, size = plan.cfg.train, total_params(plan.cfg.model), plan.axes.get("size")
-        budget = t.words if t.words is not None else t.tokens  # a word is at least one token
         if base.train.warmup_tokens is not None or grid.warmup_tokens_per_param is None:
             how = ("train.warmup_tokens as given" if base.train.warmup_tokens is not None
                    else f"train.warmup={t.warmup:g} (grid.warmup_tokens_per_param=null)")
-            if t.warmup_tokens is not None and t.warmup_tokens > grid.max_warmup_fraction * budget:
+            if t.warmup_tokens is not None and t.warmup_tokens > grid.max_warmup_fraction * budget(t):
                 notes[size] = (f"size {size:g}: warmup {how}: {t.warmup_tokens:,.0f} tokens, above "
-                               f"{grid.max_warmup_fraction:g} of its {budget:,.0f}-token run")
+                               f"{grid.max_warmup_fraction:g} of its {budget(t):,.0f}-token run")
             else:
                 notes.setdefault(size, f"size {size:g}: warmup {how}")
             continue
@@ -297,6 +312,9 @@ def warmup_notes(planned: list[PlannedRun], grid: GridConfig, base: RunConfig) -
         if t.warmup_tokens + t.batch_size * t.seq_len / 2 < wanted:  # shorter than rounding explains
             notes.setdefault(size, f"size {size:g} (N={n:,}): warmup capped at {grid.max_warmup_fraction:g} of "
                                    f"its smallest budget: {t.warmup_tokens:,.0f} tokens, not {wanted:,.0f}")
+        elif t.warmup_tokens > LONG_WARMUP * smallest[size]:
+            notes.setdefault(size, f"size {size:g} (N={n:,}): warmup {t.warmup_tokens:,.0f} tokens, one per "
+                                   f"parameter: {t.warmup_tokens / smallest[size]:.0%} of its smallest budget")
     return list(notes.values())
 
 

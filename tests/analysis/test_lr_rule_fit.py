@@ -63,7 +63,7 @@ def _write_grid(tmp_path, sizes, lrs_of=lambda n: LRS, status_of=lambda n, lr, s
                 (grid / "runs" / run_id / "config.json").write_text(json.dumps({"code_version": "abc", "config": {
                     "model": {"vocab_size": 512}, "corpus": {"name": "synthetic"},
                     "train": {"seq_len": 64, "batch_size": 8, "schedule": "wsd", "cooldown": 0.2,
-                              "decay_shape": "1-sqrt"}}}))
+                              "decay_shape": "1-sqrt", "warmup_tokens": n}}}))
     with open(grid / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -84,6 +84,7 @@ def test_the_report_writes_a_rule_that_train_lr_auto_reads_back(tmp_path):
     document = json.loads((grid / "report" / "lr_rule.json").read_text())
     assert document["settings"]["vocab_size"] == 512 and len(document["optima"]) == 3
     assert document["settings"]["tokens_per_param"] == 5
+    assert document["settings"]["warmup_tokens_per_param"] == 1  # the rate depends on it
     assert (grid / "report" / "lr_sweep.png").stat().st_size > 10_000
     assert "Rule: log lr" in report.read_text()
 
