@@ -86,11 +86,12 @@ class GridConfig:
     # length. null leaves train.warmup / train.warmup_tokens as given.
     warmup_tokens_per_param: float | None = 1.0
     # ... capped at this fraction of the smallest budget of that size, so that every budget of one
-    # size shares its warmup (and its first steps) and none spends more than this on it. Not 5%:
-    # at the CPU scale the smallest budgets are below N, and 5% of them was a 6-step warmup that
-    # made a seed move a whole trunk by 0.2-0.4 nats (bench/RESULTS.md, "Warmup and seed noise");
-    # about 100 steps brought the seed spread to 0.01 nats. The smallest cells then warm up and
-    # cool down with no constant phase between, and the plan names them.
+    # size shares its warmup (and its first steps) and none spends more than this on it (nor more
+    # than what its cooldown leaves). Not 5%: at the CPU scale the smallest budgets are below N,
+    # and 5% of them was a 6-step warmup that made a seed move a whole trunk by 0.2-0.4 nats
+    # (bench/RESULTS.md, "Warmup and seed noise"); ~100 steps lowered every loss and the seed
+    # spread (0.012 nats at 1M tokens, 0.049 at 125k). The smallest cells then warm up and cool
+    # down with no constant phase between, and the plan names them. Measured at the CPU scale only.
     max_warmup_fraction: float = 0.8
     # Print the plan (runs, tokens, compute, estimated wall time) and make every check that
     # comes before compute, then exit without training.
@@ -275,11 +276,13 @@ def grid_warmup_tokens(shaped: RunConfig, grid: GridConfig, smallest_budget: flo
         return t.warmup_tokens
     per_step = t.batch_size * t.seq_len
     wanted = math.floor(grid.warmup_tokens_per_param * total_params(shaped.model) / per_step + 0.5)
-    cap = math.floor(grid.max_warmup_fraction * smallest_budget / per_step + 1e-9)
+    # The smallest run's cooldown (a WSD tail: branches, sweeps) must still fit after the warmup.
+    fraction = min(grid.max_warmup_fraction, 1.0 - t.cooldown)
+    cap = math.floor(fraction * smallest_budget / per_step + 1e-9)
     return float(min(wanted, cap) * per_step)
 
 
-# A warmup longer than this share of a run is named in the plan, with its reason.
+# A warmup longer than this share of a size's smallest run is named in the plan.
 LONG_WARMUP = 0.05
 
 
@@ -294,7 +297,7 @@ def warmup_notes(planned: list[PlannedRun], grid: GridConfig, base: RunConfig) -
 
     smallest: dict[float, float] = {}
     for plan in planned:
-        size = plan.axes.get("size")
+        size = plan.axes["size"]  # every grid kind that sets warmups has a size axis
         smallest[size] = min(smallest.get(size, math.inf), budget(plan.cfg.train))
     notes: dict[float, str] = {}
     for plan in planned:
@@ -310,11 +313,14 @@ def warmup_notes(planned: list[PlannedRun], grid: GridConfig, base: RunConfig) -
             continue
         wanted = grid.warmup_tokens_per_param * n
         if t.warmup_tokens + t.batch_size * t.seq_len / 2 < wanted:  # shorter than rounding explains
-            notes.setdefault(size, f"size {size:g} (N={n:,}): warmup capped at {grid.max_warmup_fraction:g} of "
+            notes.setdefault(size, f"size {size:g} (N={n:,}): warmup capped at "
+                                   f"{min(grid.max_warmup_fraction, 1.0 - t.cooldown):g} of "
                                    f"its smallest budget: {t.warmup_tokens:,.0f} tokens, not {wanted:,.0f}")
         elif t.warmup_tokens > LONG_WARMUP * smallest[size]:
-            notes.setdefault(size, f"size {size:g} (N={n:,}): warmup {t.warmup_tokens:,.0f} tokens, one per "
-                                   f"parameter: {t.warmup_tokens / smallest[size]:.0%} of its smallest budget")
+            unit = "words" if t.words is not None else "tokens"  # a word is one token or more: an upper bound
+            notes.setdefault(size, f"size {size:g} (N={n:,}): warmup {t.warmup_tokens:,.0f} tokens "
+                                   f"({grid.warmup_tokens_per_param:g} per parameter), "
+                                   f"{t.warmup_tokens / smallest[size]:.0%} of its smallest budget in {unit}")
     return list(notes.values())
 
 

@@ -236,7 +236,8 @@ def _results(run_dir: Path, final: dict, grid: str, scale: str, track_corpus: st
                          "non_embedding_params": final.get("non_embedding_params"), "d_model": m.d_model,
                          "n_layers": m.n_layers, "n_heads": m.n_heads, "n_kv_heads": m.n_kv_heads,
                          "vocab_size": m.vocab_size, "tie_embeddings": m.tie_embeddings, "seq_len": t.seq_len},
-        "training": {"batch_size": t.batch_size, "lr": t.lr, "schedule": t.schedule, "warmup": t.warmup,
+        "training": {"batch_size": t.batch_size, "lr": t.lr, "schedule": t.schedule,
+                     "warmup": t.warmup if t.warmup_tokens is None else None, "warmup_tokens": t.warmup_tokens,
                      "weight_decay": t.weight_decay, "precision": final.get("precision"),
                      "device": final.get("device"), "wall_s": final.get("wall_s"), "seed": cfg.seed,
                      "code_version": final.get("code_version")},
@@ -355,8 +356,16 @@ def _card_architecture(a: dict, tr: dict) -> str:
 ({a['non_embedding_params']:,} non-embedding), d_model={a['d_model']}, n_layers={a['n_layers']},
 n_heads={a['n_heads']}, n_kv_heads={a['n_kv_heads']}, vocab={a['vocab_size']} (byte-level BPE),
 tied embeddings={a['tie_embeddings']}, context {a['seq_len']} tokens.
-Training: batch {tr['batch_size']} x {a['seq_len']} tokens, lr {tr['lr']:g} ({tr['schedule']}, warmup {tr['warmup']:g}),
+Training: batch {tr['batch_size']} x {a['seq_len']} tokens, lr {tr['lr']:g} ({tr['schedule']}, warmup {_card_warmup(tr)}),
 weight decay {tr['weight_decay']:g}, {tr['precision']} on {tr['device']}, seed {tr['seed']}, {tr['wall_s']:.0f}s."""
+
+
+def _card_warmup(tr: dict) -> str:
+    """A grid's warmup is a token count (train.warmup_tokens); a single run's may be a fraction."""
+    if tr.get("warmup_tokens") is not None:
+        return f"{tr['warmup_tokens']:,.0f} tokens"
+    warmup = tr.get("warmup")
+    return "-" if warmup is None else (f"{warmup:g} of the steps" if warmup < 1 else f"{warmup:g} steps")
 
 
 def _card_results(results: dict) -> str:

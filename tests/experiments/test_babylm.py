@@ -108,7 +108,8 @@ def test_babylm_strict_small_trains_exports_evaluates_and_skips_on_rerun(tmp_pat
     assert results["checkpoints"][0]["val_loss"] > main["val_loss"]
     card = (sub / "README.md").read_text()
     for text in ("Offline stand-in", "## Architecture", "20,000 words seen", "`chck_20K`", "`main`", "Scale `smoke`",
-                 f"{results['data']['train_words_prepared']:,} generated words"):
+                 f"{results['data']['train_words_prepared']:,} generated words",
+                 f"warmup {json.loads((run_dir / 'config.json').read_text())['config']['train']['warmup_tokens']:,.0f} tokens"):
         assert text in card, text
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

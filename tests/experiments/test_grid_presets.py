@@ -1,6 +1,7 @@
 """Every preset grid at every scale it defines: its plan-only path passes (corpora prepared at
-smoke/cpu, config-only at gpu), every size keeps the configured attention grouping, warmup is at
-most 5% of each run or the plan says why, and the isoflop grid sizes runs by C = 6ND."""
+smoke/cpu, config-only at gpu), every size keeps the configured attention grouping, warmup stays
+within its cap and leaves room for the cooldown, the plan names every warmup above 5% of a run,
+and the isoflop grid sizes runs by C = 6ND."""
 import contextlib
 import dataclasses
 import io
@@ -80,29 +81,59 @@ def test_every_preset_size_keeps_the_kv_grouping(grid, scale):
 
 
 @pytest.mark.parametrize("grid,scale", PRESETS, ids=[f"{g}-{s}" for g, s in PRESETS])
-def test_every_preset_cell_warms_up_at_most_5_percent_or_the_plan_says_why(grid, scale):
+def test_every_preset_cell_warms_up_within_the_cap_and_the_plan_names_long_warmups(grid, scale):
     from lab.schedule import warmup_steps
     from lab.sweep.runner import base_run_config
-    from lab.sweep.spec import warmup_notes
+    from lab.sweep.spec import LONG_WARMUP, warmup_notes
 
     entry, planned = _expanded(grid, scale)
     notes = warmup_notes(planned, entry.grid, base_run_config(entry))
+
+    def steps_of(t):  # a words budget trains at least as many tokens as words (a word is one token or more)
+        return int((t.words if t.words is not None else t.tokens) // (t.batch_size * t.seq_len))
+
+    smallest = {}
+    for plan in planned:
+        smallest[plan.axes["size"]] = min(smallest.get(plan.axes["size"], math.inf), steps_of(plan.cfg.train))
     by_size = {}
     for plan in planned:
-        t = plan.cfg.train
-        # A words budget trains at least as many tokens as words (each word is one token or more).
-        steps = int((t.words if t.words is not None else t.tokens) // (t.batch_size * t.seq_len))
+        t, size = plan.cfg.train, plan.axes["size"]
+        steps = steps_of(t)
         warm = warmup_steps(t, steps)  # as the trainer rounds it
-        said = any(note.startswith(f"size {plan.axes['size']:g}") for note in notes)
-        assert warm <= 0.05 * steps or said, (plan.axes, warm, steps)
-        by_size.setdefault(plan.axes["size"], set()).add(t.warmup_tokens)
+        cap = min(entry.grid.max_warmup_fraction, 1 - t.cooldown) if t.warmup_tokens is not None else 1
+        assert warm <= cap * smallest[size] + 1, (plan.axes, warm, smallest[size])
+        if t.schedule == "wsd":
+            assert warm / steps + t.cooldown <= 1 + 1e-9, (plan.axes, warm, steps)  # the cooldown still fits
+        said = any(note.startswith(f"size {size:g}") for note in notes)
+        assert warm <= LONG_WARMUP * steps or said, (plan.axes, warm, steps)
+        by_size.setdefault(size, set()).add(t.warmup_tokens)
     assert all(len(w) == 1 for w in by_size.values()), by_size  # one warmup per size
+
+
+def test_the_plan_names_long_and_capped_warmups_and_only_those():
+    from lab.sweep.runner import base_run_config
+    from lab.sweep.spec import warmup_notes
+
+    # 29k and 131k parameters; 1,024-token budgets up to 2M: 29k tokens of warmup is 1.4% of the
+    # small model's smallest run here (no note), 131k tokens is 6.4% (a note saying so).
+    args = ["grid.sizes=[3.0e4,1.3e5]", "grid.budgets=[2.048e6]"]
+    entry, planned = _expanded("token_budget", "smoke", *args)
+    notes = warmup_notes(planned, entry.grid, base_run_config(entry))
+    assert len(notes) == 1 and notes[0].startswith("size 130000 (N=131,392): warmup 131,584 tokens (1 per "
+                                                   "parameter), 6% of its smallest budget in tokens"), notes
+    # A cooldown of 0.3 leaves at most 0.7 of the smallest run to warm up in, whatever the cap.
+    entry, planned = _expanded("token_budget", "smoke", "grid.sizes=[1.3e5]", "grid.budgets=[5.12e4]",
+                               "train.cooldown=0.3")
+    (plan,) = planned
+    assert plan.cfg.train.warmup_tokens == math.floor(0.7 * 51200 / 512) * 512
+    (note,) = warmup_notes(planned, entry.grid, base_run_config(entry))
+    assert note.startswith("size 130000 (N=131,392): warmup capped at 0.7 of its smallest budget"), note
 
 
 def test_warmup_is_one_token_per_parameter_unless_capped():
     from lab.accounting import total_params
 
-    args = ["grid.sizes=[3.0e4]", "grid.budgets=[2.048e6]"]  # 5% of it is far above N
+    args = ["grid.sizes=[3.0e4]", "grid.budgets=[2.048e6]"]  # 0.8 of it is far above N
     _, (plan,) = _expanded("token_budget", "smoke", *args)
     per_step = plan.cfg.train.batch_size * plan.cfg.train.seq_len
     n = total_params(plan.cfg.model)
