@@ -20,6 +20,7 @@ from analysis.approach2 import IsoflopResult
 from analysis.approach3 import SurfaceResult
 from analysis.approach3_core import HUBER_DELTA, optimal_allocation, optimal_loss
 from analysis.intervals import plain_json
+from analysis.permutation import format_p
 from analysis.pipeline import LevelFits
 from analysis.quality import QualityResult
 from analysis.quality_metrics import ACCURACY_METRICS
@@ -356,7 +357,7 @@ def _worth_panel(ax, result: QualityResult) -> list[dict]:
         significant = effect.test is not None and effect.test.significant
         ax.errorbar([value], [y], xerr=[[max(value - low, 0.0)], [max(high - value, 0.0)]],
                     fmt="o", color="tab:red" if significant else "0.3", capsize=3, ms=5, mec="black", mew=0.4)
-        p_text = "" if effect.test is None else f"p = {effect.test.p_value:.2g}"
+        p_text = "" if effect.test is None else f"p = {format_p(effect.test.p_value)}"
         ax.annotate(p_text, (value, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
         rows.append({**row, "value": worth.value, "ci": [worth.low, worth.high],
                      "p_value": None if effect.test is None else effect.test.p_value})

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.intervals import json_number
+from analysis.intervals import format_number, json_number
 from analysis.table import RunTable
 
 SIGNIFICANCE_LEVEL = 0.05
@@ -43,6 +43,15 @@ class PermutationTest:
                "permutations": self.permutations, "matched_groups": self.matched_groups,
                "relabelings": json_number(self.relabelings)}
         return {"statistic": self.statistic, **out} if self.statistic else out
+
+
+def format_p(p: float) -> str:
+    """A p-value in two significant digits, or three where two would round it onto the
+    significance level (0.0498 printed as 0.05 beside a verdict of "a difference")."""
+    text = format_number(p, 2)
+    if not math.isnan(p) and p != SIGNIFICANCE_LEVEL and float(text) == SIGNIFICANCE_LEVEL:
+        return format_number(p, 3)
+    return text
 
 
 def matched_groups(runs: RunTable) -> np.ndarray:

@@ -16,6 +16,7 @@ from analysis.intervals import (
     json_number,
     plain_json,
 )
+from analysis.permutation import format_p
 from analysis.pipeline import LevelFits, TableFits
 from analysis.quality import SIGNIFICANCE_LEVEL, PermutationTest, QualityResult
 from analysis.quality_metrics import ACCURACY_METRICS, LOGISTIC_LINK, MetricEffect
@@ -188,7 +189,7 @@ def exponent_test_lines(result: QualityResult) -> list[str]:
     low, high = result.levels[0], result.levels[-1]
     return [f"{EXPONENT_LABELS.get(name, name)}, q={high:g} minus q={low:g}: {format_number(test.observed)}; "
             f"permutation null 95% [{format_number(test.null_low)}, {format_number(test.null_high)}], "
-            f"p = {format_number(test.p_value, 2)} ({test.permutations} relabelings): {_verdict(test)}"
+            f"p = {format_p(test.p_value)} ({test.permutations} relabelings): {_verdict(test)}"
             for name, test in result.exponent_tests.items()]
 
 
@@ -384,14 +385,14 @@ def exponent_test_section(result: QualityResult) -> list[str]:
     for name, test in result.exponent_tests.items():
         lines.append(f"| {EXPONENT_LABELS.get(name, name)} | {format_number(test.observed)} | "
                      f"[{format_number(test.null_low)}, {format_number(test.null_high)}] | "
-                     f"{format_number(test.p_value, 2)} | {_verdict(test)} |")
+                     f"{format_p(test.p_value)} | {_verdict(test)} |")
     return lines
 
 
 def _p_text(effect: MetricEffect) -> str:
     if effect.test is None or math.isnan(effect.test.p_value):
         return "–"
-    return format_number(effect.test.p_value, 2)
+    return format_p(effect.test.p_value)
 
 
 def _interval_text(estimate: Estimate) -> str:

@@ -15,6 +15,7 @@ import math
 import re
 
 from analysis.intervals import format_number
+from analysis.permutation import format_p
 from analysis.quality_metrics import ACCURACY_METRICS
 from analysis.references import CHINCHILLA_PUBLISHED, EPOCH_REFIT, TOKENS_PER_PARAM_RULE
 from common.errors import ConfigError
@@ -82,7 +83,7 @@ def _difference_text(test: dict | None, missing: str) -> str:
         return f"not tested ({missing})"
     low, high = test["null_95"]
     return (f"{_num(test['observed'])} (permutation null 95% range {_num(low)} to {_num(high)}, "
-            f"p = {format_number(_float(test['p_value']), 2)})")
+            f"p = {format_p(_float(test['p_value']))})")
 
 
 def _exponents_verdict(tests: dict, missing: str, low_q: str, high_q: str) -> str:
@@ -191,7 +192,7 @@ def _effect_verdict(effect: dict) -> str:
     test = effect.get("permutation")
     if not test or test.get("p_value") is None:
         return "not tested"
-    p = f"permutation p = {format_number(_float(test['p_value']), 2)}"
+    p = f"permutation p = {format_p(_float(test['p_value']))}"
     if not test.get("significant"):
         return f"{p}: no difference beyond shuffled labels"
     better = "textbook" if _float(effect["web_tokens_per_textbook_token"]["value"]) > 1 else "web"

@@ -43,3 +43,12 @@ def test_without_matched_runs_the_paper_says_it_was_not_tested():
     values = paper_text._quality_numbers("data_quality", fit_json)
     assert values["data_quality.diff.beta"].startswith("not tested (no size and token count")
     assert "was not tested" in values["data_quality.exponents.verdict"]
+
+
+def test_a_p_value_just_under_the_level_is_not_printed_as_the_level():
+    from analysis.permutation import SIGNIFICANCE_LEVEL, format_p
+
+    # 10 of 200 relabelings at least as extreme: p = 10/201, "a difference", once printed "0.05".
+    assert 10 / 201 < SIGNIFICANCE_LEVEL and format_p(10 / 201) == "0.0498"
+    assert format_p(0.0512) == "0.051" and format_p(0.05) == "0.05"
+    assert format_p(0.005) == "0.005" and format_p(0.47) == "0.47"
