@@ -85,13 +85,14 @@ class GridConfig:
     # token per parameter after Porian et al. 2024, so warmup follows the model, not the run's
     # length. null leaves train.warmup / train.warmup_tokens as given.
     warmup_tokens_per_param: float | None = 1.0
-    # ... capped at this fraction of the smallest budget of that size, so that every budget of one
-    # size shares its warmup (and its first steps) and none spends more than this on it (nor more
-    # than what its cooldown leaves). Not 5%: at the CPU scale the smallest budgets are below N,
-    # and 5% of them was a 6-step warmup that made a seed move a whole trunk by 0.2-0.4 nats
-    # (bench/RESULTS.md, "Warmup and seed noise"); ~100 steps lowered every loss and the seed
-    # spread (0.012 nats at 1M tokens, 0.049 at 125k). The smallest cells then warm up and cool
-    # down with no constant phase between, and the plan names them. Measured at the CPU scale only.
+    # ... capped at this fraction of the smallest budget of that size (of each run's own budget in
+    # an isoflop grid), so that every budget of one size shares its warmup (and its first steps)
+    # and none spends more than this on it (nor more than what its cooldown leaves). Not 5%: at
+    # the CPU scale the smallest budgets are below N, and 5% of them was a 6-step warmup that made
+    # a seed move a whole trunk by 0.2-0.4 nats (bench/RESULTS.md, "Warmup and seed noise"); ~100
+    # steps lowered every loss and the seed spread (0.012 nats at 1M tokens, 0.049 at 125k). The
+    # smallest cells then warm up and cool down with no constant phase between, and the plan names
+    # them. Measured at the CPU scale only.
     max_warmup_fraction: float = 0.8
     # Print the plan (runs, tokens, compute, estimated wall time) and make every check that
     # comes before compute, then exit without training.
@@ -220,8 +221,13 @@ def expand(base: RunConfig, grid: GridConfig, scale: str) -> list[PlannedRun]:
         shaped = resolve(dataclasses.replace(sized, train=dataclasses.replace(
             sized.train, tokens=float(max(axes.budgets or [tokens_per_step])))))
         points = _points_of_size(shaped, grid, axes, tokens_per_step)
-        warmup = grid_warmup_tokens(shaped, grid, min((steps for _, _, steps in points), default=0) * tokens_per_step)
+        shared = grid_warmup_tokens(shaped, grid, min((steps for _, _, steps in points), default=0) * tokens_per_step)
         for compute, tokens, steps in points:
+            # An IsoFLOP profile compares sizes at one compute and its runs share no trunk: each
+            # is capped by its own budget, so a large model's short run does not set the warmup
+            # of its longer ones (one cap per size gave the 1.9M model 8 steps at every compute).
+            warmup = (grid_warmup_tokens(shaped, grid, steps * tokens_per_step) if grid.kind == "isoflop"
+                      else shared)
             train = dataclasses.replace(shaped.train, tokens=float(steps * tokens_per_step), warmup_tokens=warmup)
             axes_row = {"size": size, "quality": level.corpus.quality, "budget_tokens": tokens}
             if grid.kind == "data_quality":  # what the level is, and what every level is validated on
@@ -299,6 +305,7 @@ def warmup_notes(planned: list[PlannedRun], grid: GridConfig, base: RunConfig) -
     for plan in planned:
         size = plan.axes["size"]  # every grid kind that sets warmups has a size axis
         smallest[size] = min(smallest.get(size, math.inf), budget(plan.cfg.train))
+    per_run = grid.kind == "isoflop"  # each run capped by its own budget (expand)
     notes: dict[float, str] = {}
     for plan in planned:
         t, n, size = plan.cfg.train, total_params(plan.cfg.model), plan.axes.get("size")
@@ -312,15 +319,19 @@ def warmup_notes(planned: list[PlannedRun], grid: GridConfig, base: RunConfig) -
                 notes.setdefault(size, f"size {size:g}: warmup {how}")
             continue
         wanted = grid.warmup_tokens_per_param * n
+        reference = budget(t) if per_run else smallest[size]
+        where = "each run's budget" if per_run else "its smallest budget"
         if t.warmup_tokens + t.batch_size * t.seq_len / 2 < wanted:  # shorter than rounding explains
             notes.setdefault(size, f"size {size:g} (N={n:,}): warmup capped at "
-                                   f"{min(grid.max_warmup_fraction, 1.0 - t.cooldown):g} of "
-                                   f"its smallest budget: {t.warmup_tokens:,.0f} tokens, not {wanted:,.0f}")
-        elif t.warmup_tokens > LONG_WARMUP * smallest[size]:
+                                   f"{min(grid.max_warmup_fraction, 1.0 - t.cooldown):g} of {where}: "
+                                   f"{t.warmup_tokens:,.0f} tokens{' in its shortest run' if per_run else ''}, "
+                                   f"not {wanted:,.0f}")
+        elif t.warmup_tokens > LONG_WARMUP * reference:
             unit = "words" if t.words is not None else "tokens"  # a word is one token or more: an upper bound
             notes.setdefault(size, f"size {size:g} (N={n:,}): warmup {t.warmup_tokens:,.0f} tokens "
                                    f"({grid.warmup_tokens_per_param:g} per parameter), "
-                                   f"{t.warmup_tokens / smallest[size]:.0%} of its smallest budget in {unit}")
+                                   f"{t.warmup_tokens / reference:.0%} of "
+                                   f"{'its shortest run' if per_run else 'its smallest budget'} in {unit}")
     return list(notes.values())
 
 

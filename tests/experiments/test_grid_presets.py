@@ -92,6 +92,7 @@ def test_every_preset_cell_warms_up_within_the_cap_and_the_plan_names_long_warmu
     def steps_of(t):  # a words budget trains at least as many tokens as words (a word is one token or more)
         return int((t.words if t.words is not None else t.tokens) // (t.batch_size * t.seq_len))
 
+    per_run = grid == "isoflop"  # its runs share no trunk: each capped by its own budget
     smallest = {}
     for plan in planned:
         smallest[plan.axes["size"]] = min(smallest.get(plan.axes["size"], math.inf), steps_of(plan.cfg.train))
@@ -101,13 +102,28 @@ def test_every_preset_cell_warms_up_within_the_cap_and_the_plan_names_long_warmu
         steps = steps_of(t)
         warm = warmup_steps(t, steps)  # as the trainer rounds it
         cap = min(entry.grid.max_warmup_fraction, 1 - t.cooldown) if t.warmup_tokens is not None else 1
-        assert warm <= cap * smallest[size] + 1, (plan.axes, warm, smallest[size])
+        assert warm <= cap * (steps if per_run else smallest[size]) + 1, (plan.axes, warm, smallest[size])
         if t.schedule == "wsd":
             assert warm / steps + t.cooldown <= 1 + 1e-9, (plan.axes, warm, steps)  # the cooldown still fits
         said = any(note.startswith(f"size {size:g}") for note in notes)
         assert warm <= LONG_WARMUP * steps or said, (plan.axes, warm, steps)
         by_size.setdefault(size, set()).add(t.warmup_tokens)
-    assert all(len(w) == 1 for w in by_size.values()), by_size  # one warmup per size
+    if not per_run:
+        assert all(len(w) == 1 for w in by_size.values()), by_size  # one warmup per size: one trunk's
+
+
+def test_an_isoflop_run_warms_up_over_n_tokens_or_its_own_budgets_cap():
+    from lab.accounting import total_params
+
+    _, planned = _expanded("isoflop", "cpu")
+    for plan in planned:
+        t = plan.cfg.train
+        per_step = t.batch_size * t.seq_len
+        wanted = math.floor(total_params(plan.cfg.model) / per_step + 0.5)
+        cap = math.floor(0.8 * t.tokens / per_step + 1e-9)
+        assert t.warmup_tokens == min(wanted, cap) * per_step, (plan.axes, t.warmup_tokens)
+    warmups = {p.cfg.train.warmup_tokens for p in planned if p.axes["size"] == 1.9e6}
+    assert len(warmups) == 4  # the largest size's longer runs are not held to its shortest one's warmup
 
 
 def test_the_plan_names_long_and_capped_warmups_and_only_those():
