@@ -46,11 +46,13 @@ class PermutationTest:
 
 
 def format_p(p: float) -> str:
-    """A p-value in two significant digits, or three where two would round it onto the
-    significance level (0.0498 printed as 0.05 beside a verdict of "a difference")."""
-    text = format_number(p, 2)
-    if not math.isnan(p) and p != SIGNIFICANCE_LEVEL and float(text) == SIGNIFICANCE_LEVEL:
-        return format_number(p, 3)
+    """A p-value in two significant digits, or as many more as keep it off the significance
+    level when it is not the level (0.0498 printed as 0.05 beside a verdict of "a difference")."""
+    digits = 2
+    text = format_number(p, digits)
+    while not math.isnan(p) and p != SIGNIFICANCE_LEVEL and float(text) == SIGNIFICANCE_LEVEL and digits < 8:
+        digits += 1
+        text = format_number(p, digits)
     return text
 
 

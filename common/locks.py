@@ -260,9 +260,31 @@ def held(path: Path, wait: bool = False, poll_s: float = 0.2) -> Iterator[None]:
             time.sleep(poll_s)
             poll_s = min(2.0, poll_s * 1.5)
     beat = _Heartbeat(path, token)
-    beat.start()
+    with _interruptible():
+        beat.start()
+        try:
+            yield
+        finally:
+            beat.stop.set()
+            release(path, token)
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Python's SIGINT handler for the block, where SIGINT was ignored or left to the OS: the
+    heartbeat stops a taken-over holder with _thread.interrupt_main(), which does nothing then.
+    A process started in the background by a shell without job control (`nohup python ... &` in
+    a script, a CI step) inherits SIGINT ignored, so the lock would not have stopped it."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set it
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous in (signal.SIG_IGN, signal.SIG_DFL):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
-        beat.stop.set()
-        release(path, token)
+        if previous in (signal.SIG_IGN, signal.SIG_DFL):
+            signal.signal(signal.SIGINT, previous)

@@ -18,6 +18,7 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 from analysis import figures as analysis_figures
 from analysis.figures import figure_style, new_figure, save_figure
 from analysis.intervals import format_number
+from analysis.permutation import format_p
 from analysis.references import CHINCHILLA_PUBLISHED, EPOCH_REFIT, TOKENS_PER_PARAM_RULE
 from common.errors import ConfigError
 
@@ -284,7 +285,7 @@ def quality_effects_table(keys: list[str], ctx: Context) -> str:
             value = _estimate_cell({**worth, "replicates": 0}).removesuffix(" [no interval]")
             interval = _estimate_cell(worth).removeprefix(value + " ")
             test = effect.get("permutation") or {}
-            p_value = "–" if test.get("p_value") is None else format_number(float(test["p_value"]), 2)
+            p_value = "–" if test.get("p_value") is None else format_p(float(test["p_value"]))
             lines.append(f"| {key} | {effect['metric']} | {value} | {interval} | {p_value} | {effect['verdict']} | "
                          f"{effect['link']} |")
     return "\n".join(lines)

@@ -270,11 +270,12 @@ def _points_of_size(shaped: RunConfig, grid: GridConfig, axes: ScaleAxes,
     return [p for p in points if p[2] >= 1]
 
 
-def grid_warmup_tokens(shaped: RunConfig, grid: GridConfig, smallest_budget: float) -> float | None:
-    """train.warmup_tokens of every run of one size: warmup_tokens_per_param x N in whole steps,
-    capped at max_warmup_fraction of the size's smallest budget (rounded down to whole steps, so
-    the cap holds after the trainer's rounding). The same for all budgets of a size, so they share
-    their first steps. An explicit train.warmup_tokens, or warmup_tokens_per_param=null, is kept."""
+def grid_warmup_tokens(shaped: RunConfig, grid: GridConfig, budget: float) -> float | None:
+    """train.warmup_tokens for runs of one size: warmup_tokens_per_param x N in whole steps,
+    capped at max_warmup_fraction (and 1 - cooldown) of `budget`, rounded down to whole steps so
+    the cap holds after the trainer's rounding. Given the size's smallest budget, it is the same
+    for all budgets of the size, which then share their first steps (an isoflop grid passes each
+    run's own). An explicit train.warmup_tokens, or warmup_tokens_per_param=null, is kept."""
     from lab.accounting import total_params
 
     t = shaped.train
@@ -284,7 +285,7 @@ def grid_warmup_tokens(shaped: RunConfig, grid: GridConfig, smallest_budget: flo
     wanted = math.floor(grid.warmup_tokens_per_param * total_params(shaped.model) / per_step + 0.5)
     # The smallest run's cooldown (a WSD tail: branches, sweeps) must still fit after the warmup.
     fraction = min(grid.max_warmup_fraction, 1.0 - t.cooldown)
-    cap = math.floor(fraction * smallest_budget / per_step + 1e-9)
+    cap = math.floor(fraction * budget / per_step + 1e-9)
     return float(min(wanted, cap) * per_step)
 
 
@@ -295,7 +296,8 @@ LONG_WARMUP = 0.05
 def warmup_notes(planned: list[PlannedRun], grid: GridConfig, base: RunConfig) -> list[str]:
     """One line per size whose warmup is not warmup_tokens_per_param x N (the cap shortened it,
     or the command line set the warmup itself, then also when it is above the cap's fraction),
-    or is above LONG_WARMUP of the size's smallest budget."""
+    or is above LONG_WARMUP of the size's smallest budget; in an isoflop grid, whose runs are
+    capped one by one, the line is about the size's shortest run."""
     from lab.accounting import total_params
 
     def budget(t) -> float:
@@ -318,6 +320,8 @@ def warmup_notes(planned: list[PlannedRun], grid: GridConfig, base: RunConfig) -
             else:
                 notes.setdefault(size, f"size {size:g}: warmup {how}")
             continue
+        if per_run and budget(t) > smallest[size]:
+            continue  # the note is about the size's shortest run, whatever order the runs come in
         wanted = grid.warmup_tokens_per_param * n
         reference = budget(t) if per_run else smallest[size]
         where = "each run's budget" if per_run else "its smallest budget"

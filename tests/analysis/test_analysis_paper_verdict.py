@@ -52,3 +52,14 @@ def test_a_p_value_just_under_the_level_is_not_printed_as_the_level():
     assert 10 / 201 < SIGNIFICANCE_LEVEL and format_p(10 / 201) == "0.0498"
     assert format_p(0.0512) == "0.051" and format_p(0.05) == "0.05"
     assert format_p(0.005) == "0.005" and format_p(0.47) == "0.47"
+    assert format_p(100 / 2001) == "0.04998"  # 2,000 relabelings: three digits would still say 0.05
+
+
+def test_every_printed_p_value_goes_through_format_p():
+    """The paper's table once printed p with format_number while the text used format_p."""
+    import re
+
+    pattern = re.compile(r"format_number\([^)]*p_value|p_value[^\n]*:\.\d+[gf]")
+    offenders = [f"{path.relative_to(ROOT)}:{n}" for folder in ("analysis", "papers") for path in (ROOT / folder).glob("*.py")
+                 for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not offenders, offenders

@@ -124,6 +124,13 @@ def test_an_isoflop_run_warms_up_over_n_tokens_or_its_own_budgets_cap():
         assert t.warmup_tokens == min(wanted, cap) * per_step, (plan.axes, t.warmup_tokens)
     warmups = {p.cfg.train.warmup_tokens for p in planned if p.axes["size"] == 1.9e6}
     assert len(warmups) == 4  # the largest size's longer runs are not held to its shortest one's warmup
+    from lab.sweep.runner import base_run_config
+    from lab.sweep.spec import warmup_notes
+
+    entry, _ = _expanded("isoflop", "cpu")
+    notes = warmup_notes(list(reversed(planned)), entry.grid, base_run_config(entry))  # any order
+    assert ("size 1.9e+06 (N=1,788,640): warmup capped at 0.8 of each run's budget: 8,192 tokens in its "
+            "shortest run, not 1,788,640") in notes, notes
 
 
 def test_the_plan_names_long_and_capped_warmups_and_only_those():

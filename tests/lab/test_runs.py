@@ -1,6 +1,7 @@
 """Run ids: stable across code versions, blind to settings that do not change the result."""
 import dataclasses
 import os
+import signal
 from pathlib import Path
 
 from lab.config import RunConfig
@@ -271,12 +272,19 @@ def test_a_lock_taken_over_is_neither_removed_nor_kept_working_on(tmp_path, monk
     import common.locks
 
     monkeypatch.setattr(common.locks, "HEARTBEAT_S", 0.05)
-    with pytest.raises(KeyboardInterrupt):
-        with run_lock(tmp_path):
-            _lock_record(tmp_path)  # as if this process had been suspended and its lock broken
-            deadline = time.time() + 10
-            while time.time() < deadline:
-                time.sleep(0.05)
+    # interrupt_main() does nothing while SIGINT is ignored, as it is in a process a script starts
+    # in the background (`cmd &` without job control): the lock installs Python's handler itself.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with run_lock(tmp_path):
+                _lock_record(tmp_path)  # as if this process had been suspended and its lock broken
+                deadline = time.time() + 10
+                while time.time() < deadline:
+                    time.sleep(0.05)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # given back as it was
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert '"token": "theirs"' in (tmp_path / "lock").read_text()  # their lock stays
 
 
