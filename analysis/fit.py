@@ -22,7 +22,7 @@ from analysis.table import PARAMS_COLUMNS, InsufficientData, read_table
 from common.errors import EXIT_BAD_INPUT, ConfigError
 
 
-class _OneLineParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """Usage errors become ConfigError so that every bad input reads the same single line."""
 
     def error(self, message: str):
@@ -30,7 +30,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog="python -m analysis.fit", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m analysis.fit", description=__doc__.splitlines()[0])
     parser.add_argument("table", help="CSV with params, tokens and loss (or final_val_loss) columns")
     parser.add_argument("--approach", choices=["1", "2", "3", "all"], default="all")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -31,7 +31,8 @@ from analysis.references import (
     quantity_label,
     reference_values,
 )
-from analysis.seeds import seed_spread
+from analysis.criteria import MAX_EXPONENT_WIDTH, MIN_E_LOW, MIN_ENVELOPE_SIZES
+from analysis.seeds import LackOfFit, lack_of_fit, seed_spread
 from analysis.table import LoadedTable
 
 SURFACE_NAMES = ("E", "A", "B", "alpha", "beta") + ALLOCATION_NAMES + ("G",)
@@ -80,6 +81,7 @@ def _level_json(level: LevelFits) -> dict:
         out["approach2"] = _allocation_json(level.isoflop.allocation)
     if level.surface is not None:
         out["approach3"] = _surface_json(level.surface)
+        out["approach3"]["lack_of_fit"] = plain_json(level_lack_of_fit(level).to_json())
     return out
 
 
@@ -479,10 +481,6 @@ def compute_definitions(table: LoadedTable) -> str:
             f"the published references; the runs' training FLOPs{spread} are listed but not fitted.")
 
 
-# What a fit must show before its numbers are a result, not a demonstration of the pipeline.
-MIN_E_LOW = 0.1  # the irreducible loss identified: its interval clear of 0
-MAX_EXPONENT_WIDTH = 0.3  # alpha and beta each known to within this interval width
-MIN_ENVELOPE_SIZES = 3  # the envelope brackets the optimum: it moves through this many sizes
 
 
 def fit_shortfalls(level) -> list[str]:
@@ -510,28 +508,34 @@ def fit_shortfalls(level) -> list[str]:
     return missed
 
 
-def _remedy(missed: list[str]) -> str:
-    """What would identify the missed quantities, in the order a reader would act on it."""
-    says = " ".join(missed)
-    fixes = []
-    if "E's interval" in says or "beta's interval" in says:
-        fixes.append("longer runs (more tokens per parameter), whose losses flatten towards E, pin E and beta")
-    if "alpha's interval" in says:
-        fixes.append("more sizes pin alpha")
-    if "envelope" in says or "disagree" in says:
-        fixes.append("sizes on both sides of the optimum at every compute level pin the envelope")
-    if not fixes:
-        return ""
-    return fixes[0][0].upper() + "; ".join(fixes)[1:] + "."
+def level_lack_of_fit(level) -> LackOfFit | None:
+    """The level's cells against its parametric surface (None without one)."""
+    if level.surface is None:
+        return None
+    return lack_of_fit(level.runs, level.surface.predicted_log_loss, len(level.surface.fit.theta))
+
+
+def design_power_command(table: LoadedTable, level) -> str:
+    quality = f" --quality {level.quality:g}" if level.quality is not None and len(table.runs.quality_levels()) > 1 else ""
+    where = " in the grid's directory" if "/" not in table.source else ""
+    return f"`python -m analysis.design_power {table.source}{quality}`{where}"
 
 
 def referee_lines(fits: TableFits) -> list[str]:
+    """Per level: how far its cells sit from the surface (and, with seeds, whether that is more than
+    seed noise), and whether its fit meets the criteria; where it does not, the measured route to
+    what would (design_power), not a guess at which runs to add."""
     lines = []
     for level in fits.levels:
+        misfit = level_lack_of_fit(level)
+        if misfit is not None:
+            lines.append(f"Scatter ({level.label}): {misfit.describe()}.")
         missed = fit_shortfalls(level)
         if missed:
             lines.append(f"**Not a result yet ({level.label}):** " + "; ".join(missed) + ". Read these numbers as "
-                         "a demonstration of the pipeline. " + _remedy(missed))
+                         "a demonstration of the pipeline. How much scatter this grid's cells allow before "
+                         f"intervals this narrow are in reach (synthetic refits of this fit): "
+                         f"{design_power_command(fits.table, level)}.")
     return lines
 
 

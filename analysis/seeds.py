@@ -11,8 +11,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import f as f_distribution
 
 from analysis.intervals import format_number
+from analysis.permutation import SIGNIFICANCE_LEVEL, format_p
 from analysis.table import RunTable
 
 
@@ -62,3 +64,61 @@ def seed_spread(runs: RunTable) -> SeedSpread | None:
                       most_seeds=int(seeds.max()), pooled_sd=pooled_sd, degrees_of_freedom=degrees_of_freedom,
                       largest_range=float(ranges[widest]),
                       largest_range_run=runs.run_ids[int(np.flatnonzero(cells == widest)[0])])
+
+
+@dataclass(frozen=True)
+class LackOfFit:
+    """How far a level's cells sit from its fitted surface, against how far its seeds sit from each
+    other: the classical lack-of-fit test. A surface that misses the cells by no more than seed
+    noise is as good as these runs can tell; one that misses them by more has the wrong form for
+    them (or a setting that varies along the grid), and more seeds would not narrow its intervals."""
+
+    cells: int
+    fitted_parameters: int
+    # Root-mean-square distance of the cells' mean losses from the surface, in nats.
+    rms_nats: float
+    # With seed replicates (None otherwise): F = (lack-of-fit SS / df_lack) / (pure-error SS /
+    # df_pure) on log loss, the scale of the fit; p from the F distribution.
+    f_statistic: float | None = None
+    df_lack: int | None = None
+    df_pure: int | None = None
+    p_value: float | None = None
+
+    def describe(self) -> str:
+        text = f"the cells sit {format_number(self.rms_nats)} nats (rms) from the fitted surface"
+        if self.f_statistic is None:
+            return text + " (one seed per cell: no test of seed noise against misfit)"
+        verdict = ("more than seed noise explains: the surface's form misses these cells"
+                   if self.p_value < SIGNIFICANCE_LEVEL else "no more than seed noise explains")
+        return (text + f"; lack of fit against the seeds' spread F = {self.f_statistic:.2f} ({self.df_lack} and "
+                f"{self.df_pure} degrees of freedom), p = {format_p(self.p_value)}: {verdict} (least "
+                "squares on log loss; the fit itself minimises a Huber loss)")
+
+    def to_json(self) -> dict:
+        return {"cells": self.cells, "fitted_parameters": self.fitted_parameters, "rms_nats": self.rms_nats,
+                "f_statistic": self.f_statistic, "df_lack": self.df_lack, "df_pure": self.df_pure,
+                "p_value": self.p_value}
+
+
+def lack_of_fit(runs: RunTable, predicted_log_loss: np.ndarray, fitted_parameters: int) -> LackOfFit:
+    """predicted_log_loss: the surface's log loss at each cell, in RunTable.cell_means order (the
+    order approach 3 fits and predicts in)."""
+    cells = runs.cell_ids()
+    seeds = np.bincount(cells)
+    predicted = np.asarray(predicted_log_loss, dtype=float)
+    if predicted.shape != seeds.shape:
+        raise ValueError(f"{predicted.size} predictions for {seeds.size} cells")
+    mean_loss = np.bincount(cells, runs.loss) / seeds
+    rms = math.sqrt(float(np.mean((mean_loss - np.exp(predicted)) ** 2)))
+    df_lack = int(seeds.size - fitted_parameters)
+    df_pure = int(len(runs) - seeds.size)
+    if df_pure < 1 or df_lack < 1:
+        return LackOfFit(cells=int(seeds.size), fitted_parameters=fitted_parameters, rms_nats=rms)
+    log_loss = np.log(runs.loss)
+    mean_log = np.bincount(cells, log_loss) / seeds
+    pure = float(np.sum((log_loss - mean_log[cells]) ** 2))
+    lack = float(np.sum(seeds * (mean_log - predicted) ** 2))
+    statistic = (lack / df_lack) / (pure / df_pure)
+    return LackOfFit(cells=int(seeds.size), fitted_parameters=fitted_parameters, rms_nats=rms,
+                     f_statistic=statistic, df_lack=df_lack, df_pure=df_pure,
+                     p_value=float(f_distribution.sf(statistic, df_lack, df_pure)))

@@ -179,3 +179,54 @@ def test_intervals_with_seed_noise_are_at_least_as_wide_and_still_cover_the_trut
     without, with_seeds = np.mean(widths, axis=0)
     assert with_seeds >= without, (with_seeds, without)
     assert covered >= MIN_COVERED, f"covered the truth in {covered} of {DATA_SETS}"
+
+
+def _replicated_cells(offsets: np.ndarray, seeds: int, noise: float, rng: np.random.Generator):
+    """Cells whose true log loss is known: log 3 + offset per cell, each seed adding noise * normal
+    on the log scale (the scale the lack-of-fit test works on)."""
+    rows = []
+    for cell, offset in enumerate(offsets):
+        for seed in range(seeds):
+            loss = math.exp(math.log(3.0) + offset + noise * rng.standard_normal())
+            rows.append({**_row(f"c{cell}s{seed}", loss, params=str(1e5 * (cell + 1)), seed=seed)})
+    return as_table(rows).runs
+
+
+def test_lack_of_fit_holds_its_level_under_seed_noise_and_catches_a_misfit():
+    """The F test's ground truth: when the predictions are the cells' true means, p is uniform, so
+    about 5% of tables are called a misfit; when the cells sit 2 seed-sd off the predictions in a
+    pattern, nearly all are. 400 tables of 8 cells x 3 seeds each; no fitting involved."""
+    from analysis.seeds import lack_of_fit
+
+    rng = np.random.default_rng(0)
+    truth = np.zeros(8)
+    predicted = np.log(3.0) + truth
+    null = [lack_of_fit(_replicated_cells(truth, 3, 0.02, rng), predicted, 0).p_value for _ in range(400)]
+    assert 0.02 <= np.mean(np.array(null) < 0.05) <= 0.09  # binomial(400, 0.05): 2-9% holds 99.8%
+    bent = 0.04 * np.array([1, -1, 1, -1, 1, -1, 1, -1])
+    caught = [lack_of_fit(_replicated_cells(bent, 3, 0.02, rng), predicted, 0) for _ in range(100)]
+    assert np.mean([result.p_value < 0.05 for result in caught]) > 0.95
+    # Degrees of freedom and the rms in nats, recomputed by hand for one table.
+    result = caught[0]
+    assert (result.df_lack, result.df_pure, result.cells) == (8, 16, 8)
+    runs = _replicated_cells(bent, 3, 0.02, np.random.default_rng(1))
+    result = lack_of_fit(runs, predicted, 0)
+    means = [np.mean(runs.loss[3 * c:3 * c + 3]) for c in range(8)]
+    assert result.rms_nats == pytest.approx(math.sqrt(np.mean((np.array(means) - 3.0) ** 2)), rel=1e-12)
+    log_means = [np.mean(np.log(runs.loss[3 * c:3 * c + 3])) for c in range(8)]
+    pure = sum((math.log(runs.loss[3 * c + s]) - log_means[c]) ** 2 for c in range(8) for s in range(3))
+    lack = sum(3 * (log_means[c] - math.log(3.0)) ** 2 for c in range(8))
+    assert result.f_statistic == pytest.approx((lack / 8) / (pure / 16), rel=1e-10)
+    assert "the surface's form misses these cells" in result.describe()
+
+
+def test_lack_of_fit_without_seeds_states_the_scatter_only():
+    from analysis.seeds import lack_of_fit
+
+    runs = _replicated_cells(np.array([0.0, 0.01, -0.01, 0.02]), 1, 0.0, np.random.default_rng(0))
+    result = lack_of_fit(runs, np.full(4, np.log(3.0)), 2)
+    assert result.f_statistic is None and result.p_value is None
+    assert result.rms_nats == pytest.approx(math.sqrt(np.mean((3.0 * np.exp([0.0, 0.01, -0.01, 0.02]) - 3.0) ** 2)))
+    assert "no test of seed noise" in result.describe()
+    with pytest.raises(ValueError, match="3 predictions for 4 cells"):
+        lack_of_fit(runs, np.zeros(3), 2)
