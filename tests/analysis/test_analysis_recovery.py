@@ -31,6 +31,8 @@ REPLICATES = 50
 # degrees of freedom (at 6-step warmups it was 0.153, and a seed moved a whole trunk). Most of it
 # is one cell's (230k parameters at 125k tokens: without it ~0.021), so drawing 0.040 for every
 # run overstates the noise of the longer runs: a conservative stand-in, not the measured pattern.
+# On an Intel Xeon with AMX (session 14) two seeds of the same grid gave 0.094, most of it the
+# 78k model's: the noise is the machine's as much as the grid's (bench/RESULTS.md).
 MEASURED_SEED_NOISE_NATS = 0.040
 # A low noise at which the estimators themselves must recover a (also the seed test's cell noise).
 NOISE_NATS = 0.01
