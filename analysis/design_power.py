@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.approach3 import run_surface
-from analysis.criteria import MAX_EXPONENT_WIDTH, MIN_E_LOW
+from analysis.criteria import MAX_EXPONENT_WIDTH, MIN_E_LOW, e_identified, exponent_pinned
 from analysis.synthetic import TrueSurface, as_table, training_flops
-from analysis.fit import OneLineParser
+from analysis.cli import OneLineParser
 from analysis.table import InsufficientData, RunTable, read_table
 from common.errors import EXIT_BAD_INPUT, ConfigError
 
@@ -65,6 +65,10 @@ def synthetic_cells(surface: TrueSurface, params: np.ndarray, tokens: np.ndarray
     """One synthetic table: each cell's loss on the surface plus noise_nats * standard normal."""
     clean = surface.loss(params, tokens)
     loss = clean + noise_nats * rng.standard_normal(clean.shape)
+    if np.any(loss <= 0):
+        # The table would drop those cells and the refit would be of another design.
+        raise InsufficientData(f"noise {noise_nats:g} nats drew a loss <= 0 on these cells: too much noise "
+                               "for a loss of this size")
     rows = [{"run_id": f"cell{i}", "status": "done", "params": float(n), "tokens": float(d),
              "flops": float(training_flops(n, d)), "final_val_loss": float(value)}
             for i, (n, d, value) in enumerate(zip(params, tokens, loss))]
@@ -82,15 +86,15 @@ def power_at_noise(surface: TrueSurface, params: np.ndarray, tokens: np.ndarray,
     widths, clear, errors, covered = [], [], [], []
     for replicate in range(replicates):
         runs = synthetic_cells(surface, params, tokens, noise_nats, rng)
-        estimates = run_surface(runs, budget=1e12, n_boot=n_boot, seed=replicate).estimates
+        estimates = run_surface(runs, budget=1e12, n_boot=n_boot, seed=replicate, stream=(seed,)).estimates
         widths.append([estimates[name].high - estimates[name].low for name in ("alpha", "beta")])
-        clear.append(estimates["E"].low > MIN_E_LOW)
+        clear.append(e_identified(estimates["E"].low))
         errors.append(abs(estimates["params_exponent"].value - a_true))
         covered.append(estimates["params_exponent"].contains(a_true))
         if progress is not None:
             progress(replicate + 1, replicates)
     widths, clear = np.array(widths), np.array(clear)
-    narrow = widths < MAX_EXPONENT_WIDTH
+    narrow = exponent_pinned(widths)
     return PowerAtNoise(noise_nats=noise_nats, replicates=replicates,
                         median_alpha_width=float(np.median(widths[:, 0])),
                         median_beta_width=float(np.median(widths[:, 1])),
@@ -111,6 +115,12 @@ def scatter_about(runs: RunTable, surface: TrueSurface) -> float:
     return float(np.sqrt(np.mean((cells.loss - surface.loss(cells.params, cells.tokens)) ** 2)))
 
 
+def implied_noise(rms: float, cells: int, fitted_parameters: int = 5) -> float:
+    """The per-cell noise that residuals of this rms about a fit of `fitted_parameters` imply: a fit
+    absorbs part of the noise, so residuals understate it by about sqrt((n - p) / n)."""
+    return rms * float(np.sqrt(cells / max(cells - fitted_parameters, 1)))
+
+
 def _table_level(path: str, quality: float | None) -> RunTable:
     runs = read_table(path).runs
     levels = runs.quality_levels()
@@ -122,6 +132,10 @@ def _table_level(path: str, quality: float | None) -> RunTable:
     if len(levels) > 1:
         raise ConfigError("quality", f"the table has {len(levels)} levels ({', '.join(f'{q:g}' for q in levels)}), "
                           "each fitted apart: name one")
+    if runs.has_repeats:
+        # The fit would be on Muennighoff's effective tokens, the synthetic cells on raw ones.
+        raise ConfigError("table", f"{int(runs.past_one_epoch.sum())} runs trained past one epoch; design_power "
+                          "draws fresh-data cells only")
     return runs
 
 
@@ -152,16 +166,21 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     cells = runs.cell_means()
     own = scatter_about(runs, surface)
-    noises = args.noise if args.noise is not None else sorted({0.01, 0.02, 0.04, round(own, 4)})
+    implied = implied_noise(own, len(cells))
+    noises = args.noise if args.noise is not None else sorted({0.01, 0.02, 0.04, round(implied, 4)})
     print(f"{len(cells)} cells of {args.table}; truth = its Approach 3 fit: E {surface.E:.3g}, A {surface.A:.3g}, "
-          f"B {surface.B:.3g}, alpha {surface.alpha:.3g}, beta {surface.beta:.3g}; its cells scatter "
-          f"{own:.3g} nats rms about it")
+          f"B {surface.B:.3g}, alpha {surface.alpha:.3g}, beta {surface.beta:.3g}; its cells sit {own:.3g} nats "
+          f"(rms) from it, residuals of a 5-parameter fit that imply ~{implied:.3g} nats of noise per cell")
     for noise in noises:
         def progress(done: int, total: int, noise=noise) -> None:
             print(f"\r  noise {noise:.3g}: replicate {done}/{total}", end="", file=sys.stderr, flush=True)
-        result = power_at_noise(surface, cells.params, cells.tokens, noise, replicates=args.replicates,
-                                n_boot=args.bootstrap, seed=args.seed, progress=progress)
-        print("\r", end="", file=sys.stderr)
+        try:
+            result = power_at_noise(surface, cells.params, cells.tokens, noise, replicates=args.replicates,
+                                    n_boot=args.bootstrap, seed=args.seed, progress=progress)
+        except InsufficientData as error:
+            print(f"\nerror: not enough data: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
         print(result.describe(), flush=True)
     return 0
 

@@ -17,16 +17,10 @@ import sys
 from analysis.approach3 import SurfaceOptions
 from analysis.pipeline import APPROACHES, FitRequest, TableFits, fit_table
 from analysis.quality import DEFAULT_PERMUTATIONS
+from analysis.cli import OneLineParser
 from analysis.report_text import fits_to_json, summary_lines
 from analysis.table import PARAMS_COLUMNS, InsufficientData, read_table
 from common.errors import EXIT_BAD_INPUT, ConfigError
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors become ConfigError so that every bad input reads the same single line."""
-
-    def error(self, message: str):
-        raise ConfigError("arguments", message)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,7 +31,13 @@ from analysis.references import (
     quantity_label,
     reference_values,
 )
-from analysis.criteria import MAX_EXPONENT_WIDTH, MIN_E_LOW, MIN_ENVELOPE_SIZES
+from analysis.criteria import (
+    MAX_EXPONENT_WIDTH,
+    MIN_E_LOW,
+    MIN_ENVELOPE_SIZES,
+    e_identified,
+    exponent_pinned,
+)
 from analysis.seeds import LackOfFit, lack_of_fit, seed_spread
 from analysis.table import LoadedTable
 
@@ -481,8 +487,6 @@ def compute_definitions(table: LoadedTable) -> str:
             f"the published references; the runs' training FLOPs{spread} are listed but not fitted.")
 
 
-
-
 def fit_shortfalls(level) -> list[str]:
     """The criteria a level's fit misses (empty when it is usable), each with its numbers."""
     missed = []
@@ -490,11 +494,11 @@ def fit_shortfalls(level) -> list[str]:
     if surface is None:
         missed.append("no parametric fit (approach 3)")
     else:
-        if surface["E"].low < MIN_E_LOW:
+        if not e_identified(surface["E"].low):
             missed.append(f"E's interval reaches {surface['E'].low:.2g} (not clear of {MIN_E_LOW:g}: E is not identified)")
         for name in ("alpha", "beta"):
             width = surface[name].high - surface[name].low
-            if width > MAX_EXPONENT_WIDTH:
+            if not exponent_pinned(width):
                 missed.append(f"{name}'s interval is {width:.2f} wide (> {MAX_EXPONENT_WIDTH:g})")
     if level.envelope is not None:
         sizes = len(set(level.envelope.optima["params"]))

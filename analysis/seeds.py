@@ -71,7 +71,8 @@ class LackOfFit:
     """How far a level's cells sit from its fitted surface, against how far its seeds sit from each
     other: the classical lack-of-fit test. A surface that misses the cells by no more than seed
     noise is as good as these runs can tell; one that misses them by more has the wrong form for
-    them (or a setting that varies along the grid), and more seeds would not narrow its intervals."""
+    them (or a setting that varies along the grid): more seeds would narrow its intervals around a
+    biased fit. The pooled pure error assumes every cell's seeds spread alike."""
 
     cells: int
     fitted_parameters: int
@@ -89,7 +90,7 @@ class LackOfFit:
         if self.f_statistic is None:
             return text + " (one seed per cell: no test of seed noise against misfit)"
         verdict = ("more than seed noise explains: the surface's form misses these cells"
-                   if self.p_value < SIGNIFICANCE_LEVEL else "no more than seed noise explains")
+                   if self.p_value < SIGNIFICANCE_LEVEL else "no evidence of misfit beyond seed noise")
         return (text + f"; lack of fit against the seeds' spread F = {self.f_statistic:.2f} ({self.df_lack} and "
                 f"{self.df_pure} degrees of freedom), p = {format_p(self.p_value)}: {verdict} (least "
                 "squares on log loss; the fit itself minimises a Huber loss)")

@@ -200,7 +200,11 @@ def test_the_header_says_which_fit_criteria_a_level_misses():
 def test_one_seed_per_cell_says_nothing_about_seeds(report):
     header = report.read_text().split("## Notes")[0]
     assert "Seeds:" not in header and "Intervals: 95% percentile bootstrap over runs (20 refits" in header
-    assert "seeds" not in json.loads((report.parent / "fits.json").read_text())
+    fits = json.loads((report.parent / "fits.json").read_text())
+    assert "seeds" not in fits
+    misfit = fits["levels"][0]["approach3"]["lack_of_fit"]
+    assert misfit["f_statistic"] is None and misfit["rms_nats"] > 0
+    assert "no test of seed noise against misfit" in header
 
 
 def test_a_seeded_grid_states_its_seed_spread_and_fits_cells(tmp_path):
@@ -220,3 +224,8 @@ def test_a_seeded_grid_states_its_seed_spread_and_fits_cells(tmp_path):
     assert "bootstrap over grid cells, each at its seeds' mean loss" in header
     assert "## Fits: quality 1 (24 runs in 8 cells)" in text
     assert "summed over 8 cells (each at its seeds' mean loss)" in text
+    # Misfit against seed noise: 8 cells, 5 fitted parameters, 24 runs.
+    misfit = fits["levels"][0]["approach3"]["lack_of_fit"]
+    assert (misfit["cells"], misfit["fitted_parameters"], misfit["df_lack"], misfit["df_pure"]) == (8, 5, 3, 16)
+    assert "Scatter (quality 1): the cells sit " in header
+    assert f"F = {misfit['f_statistic']:.2f} (3 and 16 degrees of freedom)" in header

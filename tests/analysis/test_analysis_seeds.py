@@ -206,18 +206,25 @@ def test_lack_of_fit_holds_its_level_under_seed_noise_and_catches_a_misfit():
     bent = 0.04 * np.array([1, -1, 1, -1, 1, -1, 1, -1])
     caught = [lack_of_fit(_replicated_cells(bent, 3, 0.02, rng), predicted, 0) for _ in range(100)]
     assert np.mean([result.p_value < 0.05 for result in caught]) > 0.95
-    # Degrees of freedom and the rms in nats, recomputed by hand for one table.
-    result = caught[0]
-    assert (result.df_lack, result.df_pure, result.cells) == (8, 16, 8)
-    runs = _replicated_cells(bent, 3, 0.02, np.random.default_rng(1))
-    result = lack_of_fit(runs, predicted, 0)
-    means = [np.mean(runs.loss[3 * c:3 * c + 3]) for c in range(8)]
-    assert result.rms_nats == pytest.approx(math.sqrt(np.mean((np.array(means) - 3.0) ** 2)), rel=1e-12)
-    log_means = [np.mean(np.log(runs.loss[3 * c:3 * c + 3])) for c in range(8)]
-    pure = sum((math.log(runs.loss[3 * c + s]) - log_means[c]) ** 2 for c in range(8) for s in range(3))
-    lack = sum(3 * (log_means[c] - math.log(3.0)) ** 2 for c in range(8))
-    assert result.f_statistic == pytest.approx((lack / 8) / (pure / 16), rel=1e-10)
+    assert (caught[0].df_lack, caught[0].df_pure, caught[0].cells) == (8, 16, 8)
+    # By hand, for a table whose rows are not grouped by cell (seed-major, as a grid writes them)
+    # and whose cells have different predictions, with 2 fitted parameters: df 6 and 16.
+    grouped = _replicated_cells(bent, 3, 0.02, np.random.default_rng(1))
+    order = np.arange(24).reshape(8, 3).T.ravel()  # seed 0 of every cell, then seed 1, ...
+    runs = grouped.subset(order)
+    predicted = np.log(3.0) + 0.01 * np.arange(8)  # in order of first appearance: cell 0, 1, ...
+    result = lack_of_fit(runs, predicted, 2)
+    assert (result.df_lack, result.df_pure) == (6, 16)
+    losses = grouped.loss.reshape(8, 3)
+    assert result.rms_nats == pytest.approx(
+        math.sqrt(np.mean((losses.mean(axis=1) - np.exp(predicted)) ** 2)), rel=1e-12)
+    log_means = np.log(losses).mean(axis=1)
+    pure = sum((math.log(losses[c, s]) - log_means[c]) ** 2 for c in range(8) for s in range(3))
+    lack = sum(3 * (log_means[c] - predicted[c]) ** 2 for c in range(8))
+    assert result.f_statistic == pytest.approx((lack / 6) / (pure / 16), rel=1e-10)
     assert "the surface's form misses these cells" in result.describe()
+    null_text = lack_of_fit(_replicated_cells(truth, 3, 0.02, rng), np.full(8, np.log(3.0)), 0)
+    assert null_text.p_value > 0.05 and "no evidence of misfit beyond seed noise" in null_text.describe()
 
 
 def test_lack_of_fit_without_seeds_states_the_scatter_only():

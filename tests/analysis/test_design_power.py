@@ -69,8 +69,10 @@ def test_command_line_on_a_results_table(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"16 cells of {table}; truth = its Approach 3 fit: E ")
     assert len(out) == 2 and out[1].startswith("noise 0.01 nats: alpha's interval ")
-    scatter = float(out[0].rsplit("scatter ", 1)[1].split(" nats")[0])
-    assert 0.003 < scatter < 0.02  # 0.01 nats of noise, less what 5 fitted parameters absorb
+    scatter = float(out[0].split("its cells sit ", 1)[1].split(" nats")[0])
+    implied = float(out[0].split("imply ~", 1)[1].split(" nats")[0])
+    assert 0.003 < scatter < implied < 0.02  # 0.01 nats of noise, less what 5 fitted parameters absorb
+    assert implied == pytest.approx(scatter * math.sqrt(16 / 11), rel=2e-3)
 
     # Bad input: one line naming the field, exit 2, nothing fitted.
     for argv, field in (([str(table), "--quality", "0.5"], "quality"),
@@ -84,4 +86,10 @@ def test_command_line_on_a_results_table(tmp_path, capsys):
     _write_results(two_levels, rows + [{**row, "run_id": row["run_id"] + "w", "quality": 0.0} for row in rows])
     assert main([str(two_levels)]) == 2
     assert "name one" in capsys.readouterr().err
-    assert not math.isnan(TRUTH.alpha)
+    repeated = tmp_path / "repeated.csv"
+    _write_results(repeated, [{**row, "epochs": 2.0} for row in rows])
+    assert main([str(repeated)]) == 2
+    assert "trained past one epoch" in capsys.readouterr().err
+    # So much noise that a loss would fall below 0: one line, not a refit of fewer cells.
+    assert main([str(table), "--noise", "20", "--replicates", "1", "--bootstrap", "5"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: not enough data: noise 20 nats")
