@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from common.errors import ConfigError
+from analysis.table import InsufficientData
+from common.errors import EXIT_BAD_INPUT, ConfigError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -11,3 +13,11 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise ConfigError("arguments", message)
+
+
+def bad_input(error: ConfigError | InsufficientData) -> int:
+    """Print the one line a bad input gets (`error: <field>: <reason>`, or what data is missing)
+    and return the exit code for it."""
+    prefix = "error: not enough data: " if isinstance(error, InsufficientData) else "error: "
+    print(f"{prefix}{error}", file=sys.stderr)
+    return EXIT_BAD_INPUT

@@ -24,9 +24,9 @@ import numpy as np
 from analysis.approach3 import run_surface
 from analysis.criteria import MAX_EXPONENT_WIDTH, MIN_E_LOW, e_identified, exponent_pinned
 from analysis.synthetic import TrueSurface, as_table, training_flops
-from analysis.cli import OneLineParser
+from analysis.cli import OneLineParser, bad_input
 from analysis.table import InsufficientData, RunTable, read_table
-from common.errors import EXIT_BAD_INPUT, ConfigError
+from common.errors import ConfigError
 
 DEFAULT_REPLICATES = 30
 # Fewer refits than a report's 200 keep a noise level under a minute; at 80 the recovery test
@@ -158,12 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("noise", f"must be >= 0 nats, got {min(args.noise)}")
         runs = _table_level(args.table, args.quality)
         surface = surface_of(runs, args.seed)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except InsufficientData as error:
-        print(f"error: not enough data: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except (ConfigError, InsufficientData) as error:
+        return bad_input(error)
     cells = runs.cell_means()
     own = scatter_about(runs, surface)
     implied = implied_noise(own, len(cells))
@@ -178,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             result = power_at_noise(surface, cells.params, cells.tokens, noise, replicates=args.replicates,
                                     n_boot=args.bootstrap, seed=args.seed, progress=progress)
         except InsufficientData as error:
-            print(f"\nerror: not enough data: {error}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            print(file=sys.stderr)  # end the progress line
+            return bad_input(error)
         print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
         print(result.describe(), flush=True)
     return 0

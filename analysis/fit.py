@@ -17,10 +17,10 @@ import sys
 from analysis.approach3 import SurfaceOptions
 from analysis.pipeline import APPROACHES, FitRequest, TableFits, fit_table
 from analysis.quality import DEFAULT_PERMUTATIONS
-from analysis.cli import OneLineParser
+from analysis.cli import OneLineParser, bad_input
 from analysis.report_text import fits_to_json, summary_lines
 from analysis.table import PARAMS_COLUMNS, InsufficientData, read_table
-from common.errors import EXIT_BAD_INPUT, ConfigError
+from common.errors import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,12 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         table = read_table(args.table, params_column=args.params_column)
         fits = fit_table(table, request)
         _require_some_fit(fits)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except InsufficientData as error:
-        print(f"error: not enough data: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except (ConfigError, InsufficientData) as error:
+        return bad_input(error)
     if args.json:
         for note in _notes(fits):
             print(f"note: {note}", file=sys.stderr)
