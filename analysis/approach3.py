@@ -110,8 +110,8 @@ def surface_quantities(thetas: np.ndarray, names: tuple[str, ...], budget: float
     """Reported quantities for each row of thetas, vectorised over bootstrap replicates."""
     thetas = np.atleast_2d(thetas)
     log_A, log_B, log_E, alpha, beta = thetas[:, :5].T
-    A, B = np.exp(log_A), np.exp(log_B)
-    with np.errstate(all="ignore"):  # a wild replicate may give a non-positive exponent
+    with np.errstate(all="ignore"):  # a wild replicate may give a non-positive exponent, or overflow A or B
+        A, B = np.exp(log_A), np.exp(log_B)
         a, b = allocation_exponents(alpha, beta)
         allocation = optimal_allocation(budget, A, B, alpha, beta)
         quantities = {"E": np.exp(log_E), "A": A, "B": B, "alpha": alpha, "beta": beta,
