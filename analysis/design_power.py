@@ -15,16 +15,15 @@ seed-to-seed spread where a grid ran several seeds).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from analysis.approach3 import run_surface
+from analysis.cli import OneLineParser, bad_input
 from analysis.criteria import MAX_EXPONENT_WIDTH, MIN_E_LOW, e_identified, exponent_pinned
 from analysis.synthetic import TrueSurface, as_table, training_flops
-from analysis.cli import OneLineParser, bad_input
 from analysis.table import InsufficientData, RunTable, read_table
 from common.errors import ConfigError
 
@@ -43,7 +42,7 @@ class PowerAtNoise:
     replicates: int
     median_alpha_width: float
     median_beta_width: float
-    alpha_narrow: float  # share with alpha's interval narrower than MAX_EXPONENT_WIDTH
+    alpha_narrow: float  # share with alpha's interval no wider than MAX_EXPONENT_WIDTH
     beta_narrow: float
     e_clear: float  # share with E's interval above MIN_E_LOW
     all_three: float  # share meeting all three at once

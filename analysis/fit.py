@@ -15,9 +15,9 @@ import json
 import sys
 
 from analysis.approach3 import SurfaceOptions
+from analysis.cli import OneLineParser, bad_input
 from analysis.pipeline import APPROACHES, FitRequest, TableFits, fit_table
 from analysis.quality import DEFAULT_PERMUTATIONS
-from analysis.cli import OneLineParser, bad_input
 from analysis.report_text import fits_to_json, summary_lines
 from analysis.table import PARAMS_COLUMNS, InsufficientData, read_table
 from common.errors import ConfigError

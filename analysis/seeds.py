@@ -84,11 +84,13 @@ class LackOfFit:
     df_lack: int | None = None
     df_pure: int | None = None
     p_value: float | None = None
+    # Why there is no test, when there is none.
+    untested: str = ""
 
     def describe(self) -> str:
         text = f"the cells sit {format_number(self.rms_nats)} nats (rms) from the fitted surface"
         if self.f_statistic is None:
-            return text + " (one seed per cell: no test of seed noise against misfit)"
+            return text + f" ({self.untested}: no test of seed noise against misfit)"
         verdict = ("more than seed noise explains: the surface's form misses these cells"
                    if self.p_value < SIGNIFICANCE_LEVEL else "no evidence of misfit beyond seed noise")
         return (text + f"; lack of fit against the seeds' spread F = {self.f_statistic:.2f} ({self.df_lack} and "
@@ -98,7 +100,7 @@ class LackOfFit:
     def to_json(self) -> dict:
         return {"cells": self.cells, "fitted_parameters": self.fitted_parameters, "rms_nats": self.rms_nats,
                 "f_statistic": self.f_statistic, "df_lack": self.df_lack, "df_pure": self.df_pure,
-                "p_value": self.p_value}
+                "p_value": self.p_value, "untested": self.untested or None}
 
 
 def lack_of_fit(runs: RunTable, predicted_log_loss: np.ndarray, fitted_parameters: int) -> LackOfFit:
@@ -113,11 +115,15 @@ def lack_of_fit(runs: RunTable, predicted_log_loss: np.ndarray, fitted_parameter
     rms = math.sqrt(float(np.mean((mean_loss - np.exp(predicted)) ** 2)))
     df_lack = int(seeds.size - fitted_parameters)
     df_pure = int(len(runs) - seeds.size)
-    if df_pure < 1 or df_lack < 1:
-        return LackOfFit(cells=int(seeds.size), fitted_parameters=fitted_parameters, rms_nats=rms)
     log_loss = np.log(runs.loss)
     mean_log = np.bincount(cells, log_loss) / seeds
     pure = float(np.sum((log_loss - mean_log[cells]) ** 2))
+    untested = ("one seed per cell" if df_pure < 1 else
+                f"{seeds.size} cells for {fitted_parameters} fitted parameters" if df_lack < 1 else
+                "every cell's seeds give the same loss" if pure == 0.0 else "")
+    if untested:
+        return LackOfFit(cells=int(seeds.size), fitted_parameters=fitted_parameters, rms_nats=rms,
+                         untested=untested)
     lack = float(np.sum(seeds * (mean_log - predicted) ** 2))
     statistic = (lack / df_lack) / (pure / df_pure)
     return LackOfFit(cells=int(seeds.size), fitted_parameters=fitted_parameters, rms_nats=rms,

@@ -237,3 +237,8 @@ def test_lack_of_fit_without_seeds_states_the_scatter_only():
     assert "no test of seed noise" in result.describe()
     with pytest.raises(ValueError, match="3 predictions for 4 cells"):
         lack_of_fit(runs, np.zeros(3), 2)
+    # Seeds, but no degrees of freedom left for misfit, or no spread between seeds: no test either.
+    seeded = _replicated_cells(np.zeros(4), 2, 0.01, np.random.default_rng(0))
+    assert "4 cells for 5 fitted parameters: no test" in lack_of_fit(seeded, np.full(4, np.log(3.0)), 5).describe()
+    twins = _replicated_cells(np.zeros(4), 2, 0.0, np.random.default_rng(0))
+    assert "every cell's seeds give the same loss" in lack_of_fit(twins, np.full(4, np.log(3.0)), 2).describe()
