@@ -13,7 +13,7 @@ from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter, ScalarFormatter
+from matplotlib.ticker import EngFormatter, NullFormatter, ScalarFormatter
 
 from analysis.approach1 import AllocationLawResult
 from analysis.approach2 import IsoflopResult
@@ -415,6 +415,17 @@ def plot_metric_effects(result: QualityResult, runs: RunTable, directory: Path,
         return save_figure(figure, directory, name, data)
 
 
+def _label_grid_values(ax, x: np.ndarray, most: int = 6) -> None:
+    """On a log axis over a designed grid's few values, tick and label those values (78k, 230k, ...):
+    a grid spanning under a decade otherwise gets one major label, and matplotlib's minor labels
+    (2x, 3x, 4x) run into each other at this width."""
+    values = np.unique(x[np.isfinite(x) & (x > 0)])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if 0 < values.size <= most:
+        ax.set_xticks(values)
+        ax.xaxis.set_major_formatter(EngFormatter(places=0, sep=""))
+
+
 def plot_residuals(surface: SurfaceResult, directory: Path, name: str) -> list[Path]:
     residuals = surface.residuals
     rms = float(np.sqrt(np.mean(residuals ** 2)))
@@ -431,6 +442,7 @@ def plot_residuals(surface: SurfaceResult, directory: Path, name: str) -> list[P
             for sign in (-1, 1):
                 ax.axhline(sign * HUBER_DELTA, color="0.5", lw=0.6, ls=":")
             ax.set_xscale("log")
+            _label_grid_values(ax, x)
             ax.set_xlabel(x_label)
             ax.set_ylabel("log L observed − log L fitted")
             figure.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=ax, label=colour_label)
